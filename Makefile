@@ -1,0 +1,33 @@
+# Quick start: `make demo` then `make test` (see README.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+# torch first, pinned: any other version or an open range pulls gigabytes of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+# The main job: 2 seeds of recurrent-ppo on perceptual-decision-making, every checkpoint
+# evaluated, the report written. Its registry lives in ./.neurorl unless NEURORL_HOME is set.
+demo: install
+	$(BIN)/neurorl demo
+
+test: install
+	$(BIN)/python -m pytest -q --durations=15 tests
+
+bench: install
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,87 @@
+"""What every training engine provides, and what a worker hands it."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..runlog import RunLog
+
+
+@dataclass
+class RunConfig:
+    """Everything a worker needs, read from `<run_dir>/run.json` (never from the registry)."""
+
+    run_id: int
+    seed: int
+    attempt: int
+    config: dict  # the frozen experiment config (task, model, budget)
+    run_dir: str
+    device: str = "auto"
+    resume_from: str | None = None  # checkpoint path of the previous attempt
+    threads: int | None = None  # torch CPU threads; None leaves the library default
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def steps(self) -> int:
+        return int(self.config["budget"]["steps"])
+
+    @property
+    def checkpoint_every(self) -> int:
+        return int(self.config["budget"]["checkpoint_every"])
+
+
+class Policy(Protocol):
+    """A trained agent acting on a batch of environments; it keeps its own recurrent state."""
+
+    def reset(self, n_envs: int) -> None: ...
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray: ...
+
+    def episode_started(self, mask: np.ndarray) -> None:
+        """Environments in `mask` began a new episode: their recurrent state starts afresh."""
+
+    def activity(self) -> dict[str, np.ndarray]: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def train(self, run: RunConfig, log: RunLog) -> None: ...
+
+    def load_policy(self, config: dict, checkpoint: Path, device: str) -> Policy: ...
+
+
+ENGINES = {"sb3": "neurorl_cli.backends.sb3:SB3Backend"}
+
+
+def backend_for(config: dict) -> Backend:
+    module, _, name = ENGINES[config["model"]["engine"]].partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def package_versions(names: list[str]) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+    import platform
+
+    out: dict[str, Any] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out

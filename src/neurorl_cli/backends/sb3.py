@@ -1,0 +1,206 @@
+"""Stable-Baselines3 / sb3-contrib engine: RecurrentPPO, PPO and A2C on NeuroGym tasks.
+
+Thin on purpose: the library trains; this module builds its environments from the task
+spec, forwards its logger's values and NeuroGym's per-trial performance to the run log,
+and saves checkpoints at multiples of the budget's `checkpoint_every` agent steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..envs.neurogym_env import make_env
+from ..runlog import RunLog
+from .base import RunConfig, package_versions, resolve_device
+
+ALGOS = {
+    "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
+    "PPO": ("stable_baselines3", "PPO"),
+    "A2C": ("stable_baselines3", "A2C"),
+}
+VERSIONED = ["neurorl-cli", "torch", "stable-baselines3", "sb3-contrib", "neurogym", "gymnasium", "numpy"]
+
+
+def algo_class(name: str):
+    import importlib
+
+    module, cls = ALGOS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def constructor_defaults(algo: str) -> dict[str, Any]:
+    from ..catalog import describe_signature
+
+    skip = {"policy", "env", "policy_kwargs", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model"}
+    return {k: v for k, v in describe_signature(algo_class(algo).__init__).items() if k not in skip}
+
+
+def env_seed(seed: int, index: int) -> int:
+    """Each of a run's environments gets its own stream of trials, fixed by the run's seed."""
+    return seed * 1_000 + index
+
+
+def make_vec_env(task: dict, seed: int, n_envs: int):
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    def factory(index: int):
+        return lambda: Monitor(make_env(task["env"], seed=env_seed(seed, index)))
+
+    # Each env is seeded when built; the vec env is not reseeded (sb3 would give env i the
+    # seed `seed + i`, so neighbouring seeds would share trial streams).
+    return DummyVecEnv([factory(i) for i in range(n_envs)])
+
+
+# sb3 logger keys -> namespaced registry keys (DESIGN.md: train/, loss/, perf/).
+def _registry_key(key: str) -> str | None:
+    if key == "time/fps":
+        return "train/steps_per_s"
+    if key == "rollout/ep_rew_mean":
+        return "train/episode_reward"
+    if key.startswith("train/"):
+        return "loss/" + key.removeprefix("train/")
+    if key.startswith("perf/"):
+        return key
+    return None
+
+
+def _writer(log: RunLog):
+    from stable_baselines3.common.logger import KVWriter
+
+    class RunLogWriter(KVWriter):
+        """An sb3 logger output that forwards every dump to the run log."""
+
+        def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+            values = {}
+            for key, value in key_values.items():
+                name = _registry_key(key)
+                if name is not None and isinstance(value, int | float | np.number):
+                    values[name] = float(value)
+            log.metrics(step, values)
+
+        def close(self) -> None:
+            pass
+
+    return RunLogWriter()
+
+
+def _callback(log: RunLog, every: int, total: int, save):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class TrialsAndCheckpoints(BaseCallback):
+        """Per-trial performance from NeuroGym's info, and checkpoints every `every` steps."""
+
+        def _on_training_start(self) -> None:
+            self.perf: list[float] = []
+            self.trial_reward = np.zeros(self.training_env.num_envs)
+            self.trial_rewards: list[float] = []
+            self.last_saved = self.num_timesteps
+
+        def _on_step(self) -> bool:
+            self.trial_reward += self.locals["rewards"]
+            for i, info in enumerate(self.locals["infos"]):
+                if info.get("new_trial"):
+                    if "performance" in info:
+                        self.perf.append(float(info["performance"]))
+                    self.trial_rewards.append(float(self.trial_reward[i]))
+                    self.trial_reward[i] = 0.0
+            log.step = self.num_timesteps
+            if self.num_timesteps // every > self.last_saved // every:
+                self.last_saved = self.num_timesteps
+                save(self.model, self.num_timesteps)
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.perf:
+                self.logger.record("perf/trial_performance", float(np.mean(self.perf)))
+                self.logger.record("perf/trials", len(self.perf))
+            if self.trial_rewards:
+                self.logger.record("perf/trial_reward", float(np.mean(self.trial_rewards)))
+            self.perf, self.trial_rewards = [], []
+
+    return TrialsAndCheckpoints()
+
+
+class SB3Backend:
+    name = "sb3"
+
+    def train(self, run: RunConfig, log: RunLog) -> None:
+        import torch
+        from stable_baselines3.common.logger import Logger
+        from stable_baselines3.common.utils import set_random_seed
+
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        device = resolve_device(run.device)
+        model_spec, task = run.config["model"], run.config["task"]
+        cls = algo_class(model_spec["algo"])
+        seed = run.seed
+        if run.resume_from:
+            seed = run.seed + 7919 * (run.attempt - 1)  # a resumed attempt draws fresh trials
+        set_random_seed(seed, using_cuda=device.startswith("cuda"))
+        venv = make_vec_env(task, seed, model_spec["n_envs"])
+        if run.resume_from:
+            model = cls.load(run.resume_from, env=venv, device=device)
+        else:
+            model = cls(
+                model_spec["policy"], venv, device=device, verbose=0,
+                policy_kwargs=dict(model_spec["policy_kwargs"]), **model_spec["hyper"],
+            )
+        model.set_logger(Logger(folder=None, output_formats=[_writer(log)]))
+        log.started(device=device, versions=package_versions(VERSIONED))
+
+        def save(m, step: int) -> None:
+            log.checkpoint(step, lambda tmp: m.save(tmp))
+
+        done = model.num_timesteps
+        remaining = run.steps - done
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=_callback(log, run.checkpoint_every, run.steps, save),
+                reset_num_timesteps=not run.resume_from,
+            )
+        if model.num_timesteps % run.checkpoint_every and model.num_timesteps > done:
+            save(model, model.num_timesteps)  # the final policy is always a checkpoint
+        venv.close()
+
+    def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> SB3Policy:
+        cls = algo_class(config["model"]["algo"])
+        model = cls.load(str(checkpoint), device=resolve_device(device))
+        return SB3Policy(model, recurrent=bool(config["model"].get("recurrent")))
+
+
+class SB3Policy:
+    """An sb3 model as a batched policy that carries its recurrent state between calls."""
+
+    def __init__(self, model, recurrent: bool):
+        self.model = model
+        self.recurrent = recurrent
+        self.reset(1)
+
+    def reset(self, n_envs: int) -> None:
+        self.state = None
+        self.first = np.ones(n_envs, dtype=bool)
+
+    def episode_started(self, mask: np.ndarray) -> None:
+        self.first = self.first | np.asarray(mask, dtype=bool)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        if self.recurrent:
+            action, self.state = self.model.predict(
+                obs, state=self.state, episode_start=self.first, deterministic=deterministic
+            )
+        else:
+            action, _ = self.model.predict(obs, deterministic=deterministic)
+        self.first = np.zeros_like(self.first)
+        return action
+
+    def activity(self) -> dict[str, np.ndarray]:
+        if not self.recurrent or self.state is None:
+            return {}
+        hidden, cell = self.state
+        return {"lstm_h": np.asarray(hidden[-1]).copy(), "lstm_c": np.asarray(cell[-1]).copy()}

@@ -1,0 +1,54 @@
+"""Where the registry and the run directories live.
+
+The registry (SQLite) must sit on a local disk; run directories may be on a shared file
+system. Hence two settings: NEURORL_HOME for the registry and NEURORL_RUNS for runs.
+Without NEURORL_HOME, `.neurorl/` is found in the current directory or its parents (as git
+finds `.git`), and created in the current directory only when none exists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DIRNAME = ".neurorl"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+    runs: Path
+    how: str  # why this folder was chosen, for `neurorl db status`
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry.db"
+
+    @property
+    def backups(self) -> Path:
+        return self.root / "backups"
+
+    @property
+    def user_tasks(self) -> Path:
+        return self.root / "tasks"
+
+    @property
+    def user_models(self) -> Path:
+        return self.root / "models"
+
+
+def find_home(cwd: Path | None = None) -> Home:
+    env = os.environ.get("NEURORL_HOME")
+    if env:
+        root, how = Path(env).expanduser().resolve(), "NEURORL_HOME"
+    else:
+        cwd = (cwd or Path.cwd()).resolve()
+        root, how = cwd / DIRNAME, "created in the current directory"
+        for folder in (cwd, *cwd.parents):
+            if (folder / DIRNAME).is_dir():
+                root, how = folder / DIRNAME, f"found {DIRNAME}/ in {folder}"
+                break
+    runs_env = os.environ.get("NEURORL_RUNS")
+    runs = Path(runs_env).expanduser().resolve() if runs_env else root / "runs"
+    return Home(root=root, runs=runs, how=how)

@@ -1,0 +1,161 @@
+"""The registry's SQLite engine: pragmas, schema upgrades under a file lock, backups.
+
+Every command that opens the registry for writing first brings its schema to the newest
+revision, under a file lock and after a `VACUUM INTO` backup of an existing file. A file
+from a newer schema than this neurorl knows is refused and left untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event
+
+from ..catalog import bundled_dir
+from ..errors import UserError
+from ..home import Home, find_home
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+@dataclass
+class SchemaState:
+    current: str | None
+    head: str
+    known: list[str]  # oldest first
+
+    @property
+    def pending(self) -> list[str]:
+        if self.current is None:
+            return self.known
+        return self.known[self.known.index(self.current) + 1 :] if self.current in self.known else []
+
+    @property
+    def too_new(self) -> bool:
+        return self.current is not None and self.current not in self.known
+
+
+def _alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(bundled_dir("migrations")))
+    return cfg
+
+
+def known_revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def current_revision(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        con.close()
+
+
+def schema_state(path: Path) -> SchemaState:
+    known = known_revisions()
+    return SchemaState(current=current_revision(path), head=known[-1], known=known)
+
+
+def _ensure_writable(home: Home) -> None:
+    try:
+        home.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the registry folder {home.root} ({exc.strerror}): set NEURORL_HOME to a writable folder") from exc
+    target = home.registry if home.registry.exists() else home.root
+    if not os.access(target, os.W_OK):
+        raise UserError(f"the registry {target} is not writable: set NEURORL_HOME to a writable folder or fix its permissions")
+
+
+def backup(path: Path, target: Path) -> Path:
+    """A consistent copy of a live registry (VACUUM INTO works while others write)."""
+    target = Path(target)
+    if target.exists():
+        raise UserError(f"{target} exists already: give a new file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        con.execute("VACUUM INTO ?", (str(target),))
+    finally:
+        con.close()
+    return target
+
+
+def upgrade(home: Home) -> list[str]:
+    """Bring the registry to the newest revision; returns the revisions applied."""
+    state = schema_state(home.registry)
+    if state.too_new:
+        raise UserError(
+            f"the registry {home.registry} has schema {state.current}, newer than this neurorl "
+            f"knows (newest {state.head}): upgrade neurorl; the registry was not touched"
+        )
+    if not state.pending:
+        return []
+    with FileLock(str(home.root / "registry.lock"), timeout=BUSY_TIMEOUT_MS / 1000):
+        state = schema_state(home.registry)  # another process may have upgraded meanwhile
+        if not state.pending:
+            return []
+        if state.current is not None:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+            backup(home.registry, home.backups / f"registry-{stamp}-{state.current}.db")
+        from alembic import command
+
+        cfg = _alembic_config()
+        engine = _engine(home.registry)
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+        engine.dispose()
+        return state.pending
+
+
+def _engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        # We issue BEGIN ourselves (below), so pysqlite must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later tries
+        # to write can fail with "database is locked" instead of waiting its turn.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+_ENGINES: dict[Path, Engine] = {}
+
+
+def open_registry(home: Home | None = None) -> Engine:
+    """The registry's engine, upgraded to the newest schema (created when missing)."""
+    home = home or find_home()
+    _ensure_writable(home)
+    upgrade(home)
+    if home.registry not in _ENGINES:
+        _ENGINES[home.registry] = _engine(home.registry)
+    return _ENGINES[home.registry]

@@ -1,0 +1,178 @@
+"""Run logs -> registry, idempotently.
+
+Each run remembers how many bytes of its `events.jsonl` have landed (`run.log_offset`);
+only whole lines are read (a truncated last line waits for the next pass), and rows go in
+with INSERT OR IGNORE on their unique keys, in the same transaction as the new offset.
+So an ingest killed half-way, or two ingests at once, land every event exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from ..runlog import EVENTS
+from .models import FINISHED
+
+CRASH_GRACE = 15.0  # seconds past a heartbeat's promise before a run counts as crashed
+
+
+@dataclass
+class Progress:
+    """What the progress bars show of a run."""
+
+    status: str
+    step: int = 0
+    latest: dict[str, float] = field(default_factory=dict)
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+
+
+def _read_new(path: Path, offset: int) -> tuple[list[bytes], int]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    return data[: end + 1].splitlines(), offset + end + 1
+
+
+def ingest(engine: Engine, run_ids: list[int] | None = None, warn=None) -> dict[int, Progress]:
+    """Ingest new events of the given runs (default: every run whose log may have grown)."""
+    progress: dict[int, Progress] = {}
+    with engine.connect() as probe:
+        if run_ids is None:
+            rows = probe.exec_driver_sql("SELECT id, run_dir, log_offset FROM run").fetchall()
+        else:
+            marks = ",".join("?" * len(run_ids)) or "NULL"
+            rows = probe.exec_driver_sql(
+                f"SELECT id, run_dir, log_offset FROM run WHERE id IN ({marks})", tuple(run_ids)
+            ).fetchall()
+        probe.rollback()
+    for run_id, run_dir, offset in rows:
+        path = Path(run_dir) / EVENTS
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        if size > offset:
+            _ingest_one(engine, run_id, path, warn)
+    _mark_crashed(engine)
+    with engine.connect() as conn:
+        ids = [r[0] for r in rows]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for rid, status, steps in conn.exec_driver_sql(
+                f"SELECT id, status, steps_done FROM run WHERE id IN ({marks})", tuple(ids)
+            ):
+                progress[rid] = Progress(status=status, step=steps)
+            latest = conn.exec_driver_sql(
+                f"SELECT run_id, key, value FROM metric m WHERE run_id IN ({marks}) AND step = "
+                "(SELECT MAX(step) FROM metric WHERE run_id = m.run_id AND key = m.key)",
+                tuple(ids),
+            )
+            for rid, key, value in latest:
+                progress[rid].latest[key] = value
+        conn.rollback()
+    return progress
+
+
+def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
+    with engine.begin() as conn:
+        # Re-read the offset inside the write transaction: another ingest may have moved it.
+        row = conn.exec_driver_sql("SELECT log_offset, attempt, status FROM run WHERE id = ?", (run_id,)).one()
+        offset, attempt, status = row
+        lines, new_offset = _read_new(path, offset)
+        if not lines:
+            return
+        metrics, checkpoints, run_update = [], [], {}
+        for number, raw in enumerate(lines):
+            try:
+                event = json.loads(raw)
+                kind = event["type"]
+            except (ValueError, KeyError, TypeError):
+                if warn:
+                    warn(f"run {run_id}: skipped an unreadable line in {path} (byte {offset}+, line {number})")
+                continue
+            ev_attempt = event.get("attempt", 1)
+            if kind == "metric":
+                step = event["step"]
+                metrics.extend((run_id, ev_attempt, k, step, v) for k, v in event["values"].items())
+                if ev_attempt == attempt:
+                    run_update["steps_done"] = max(run_update.get("steps_done", 0), step)
+            elif kind == "checkpoint":
+                checkpoints.append((run_id, ev_attempt, event["step"], event["path"], event["sha256"], _ts(event["t"])))
+            elif ev_attempt != attempt:
+                continue  # status and heartbeats of an older attempt no longer speak for the run
+            elif kind == "heartbeat":
+                run_update["heartbeat"] = _ts(event["next"])
+                run_update["steps_done"] = max(run_update.get("steps_done", 0), event.get("step", 0))
+                if status == "crashed" or run_update.get("status") == "crashed":
+                    run_update["status"] = "running"  # a late heartbeat: it was only slow
+            elif kind == "status":
+                new = event["status"]
+                run_update["status"] = new
+                if new == "running":
+                    run_update.update(
+                        started=_ts(event["t"]), host=event.get("host"), device=event.get("device"),
+                        versions=json.dumps(event.get("versions", {})), error=None,
+                    )
+                else:
+                    run_update.update(ended=_ts(event["t"]), error=event.get("error"))
+                    if event.get("step"):
+                        run_update["steps_done"] = max(run_update.get("steps_done", 0), event["step"])
+        if metrics:
+            conn.exec_driver_sql(
+                "INSERT OR IGNORE INTO metric (run_id, attempt, key, step, value) VALUES (?, ?, ?, ?, ?)", metrics
+            )
+        if checkpoints:
+            conn.exec_driver_sql(
+                "INSERT OR IGNORE INTO checkpoint (run_id, attempt, step, path, sha256, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                checkpoints,
+            )
+        if "steps_done" in run_update:
+            run_update["steps_done"] = f"MAX(steps_done, {int(run_update['steps_done'])})"
+        sets, values = ["log_offset = ?"], [new_offset]
+        for key, value in run_update.items():
+            if key == "steps_done":
+                sets.append(f"steps_done = {value}")
+            else:
+                sets.append(f"{key} = ?")
+                values.append(value)
+        conn.exec_driver_sql(f"UPDATE run SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
+
+
+def _mark_crashed(engine: Engine) -> None:
+    deadline = _ts(time.time() - CRASH_GRACE)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE run SET status = 'crashed', error = 'no heartbeat since its promised check-in', ended = ? "
+            "WHERE status = 'running' AND heartbeat IS NOT NULL AND heartbeat < ?",
+            (_ts(time.time()), deadline),
+        )
+
+
+def finish_unfinished(engine: Engine, run_ids: list[int], status: str, error: str | None = None) -> None:
+    """Mark runs that never reported an end (e.g. after Ctrl-C, or a worker that died)."""
+    if not run_ids:
+        return
+    marks = ",".join("?" * len(run_ids))
+    finished = ",".join(f"'{s}'" for s in FINISHED)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE run SET status = ?, error = COALESCE(error, ?), ended = ? "
+            f"WHERE id IN ({marks}) AND status NOT IN ({finished})",
+            (status, error, _ts(time.time()), *run_ids),
+        )

@@ -1,0 +1,101 @@
+"""The worker's side of a run: `run.json` in, `events.jsonl` and checkpoint files out.
+
+A worker never opens the registry. It appends one JSON event per line (a single write
+each, so a reader sees whole lines or a truncated last one) and writes checkpoints
+atomically, announcing each only after its rename. A background thread sends heartbeats
+that promise the next one; when a promise passes unkept, the CLI shows the run as crashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import atomic
+
+EVENTS = "events.jsonl"
+RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
+HEARTBEAT_EVERY = 10.0  # seconds between heartbeats
+HEARTBEAT_PROMISE = 30.0  # how far ahead each heartbeat promises the next
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{CHECKPOINTS}/step_{step:012d}.zip"
+
+
+class RunLog:
+    """Append-only event log of one run attempt."""
+
+    def __init__(self, run_dir: Path, attempt: int = 1, heartbeat_every: float = HEARTBEAT_EVERY):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.attempt = attempt
+        self.step = 0
+        self._lock = threading.Lock()
+        self._fd = os.open(self.run_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._heartbeat_every = heartbeat_every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- events
+    def _emit(self, event: dict) -> None:
+        event = {"type": event.pop("type"), "attempt": self.attempt, "t": time.time(), **event}
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            os.write(self._fd, line)
+
+    def status(self, status: str, **fields) -> None:
+        self._emit({"type": "status", "status": status, **fields})
+
+    def started(self, device: str, versions: dict) -> None:
+        self.status("running", host=socket.gethostname(), pid=os.getpid(), device=device, versions=versions)
+        self.heartbeat()
+        if self._heartbeat_every > 0:
+            self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Several metrics at one agent step, as one event."""
+        self.step = max(self.step, step)
+        clean = {k: float(v) for k, v in values.items() if v is not None and v == v}  # drop NaN
+        if clean:
+            self._emit({"type": "metric", "step": int(step), "values": clean})
+
+    def heartbeat(self) -> None:
+        self._emit({"type": "heartbeat", "step": self.step, "next": time.time() + HEARTBEAT_PROMISE})
+
+    def checkpoint(self, step: int, save: Callable[[Path], None]) -> Path:
+        """`save(tmp_path)` writes the file; it is renamed into place, then announced."""
+        rel = checkpoint_name(step)
+        target = self.run_dir / rel
+        atomic.write_with(target, save, suffix=".zip")
+        self._emit({"type": "checkpoint", "step": int(step), "path": rel, "sha256": atomic.sha256(target)})
+        return target
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self._stop.set()
+        self.status(status, error=error, step=self.step)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._heartbeat_every):
+            self.heartbeat()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+        os.close(self._fd)
+
+
+def read_run_file(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / RUN_FILE).read_text())
+
+
+def write_run_file(run_dir: Path, spec: dict) -> None:
+    atomic.write_json(Path(run_dir) / RUN_FILE, spec)
