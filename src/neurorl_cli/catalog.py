@@ -371,3 +371,21 @@ def describe_signature(fn) -> dict[str, Any]:
     """Defaults of a constructor's keyword parameters (for keys a spec does not list)."""
     params = inspect.signature(fn).parameters.items()
     return {name: p.default for name, p in params if p.default is not inspect.Parameter.empty}
+
+
+def check_pair(config: dict) -> None:
+    """Refuse a task/model pair whose spaces do not fit, before anything is stored."""
+    from .envs import neurogym_env
+
+    task, model = config["task"], config["model"]
+    obs_kind, act_kind, obs_space, act_space = neurogym_env.spaces(task["env"])
+    if obs_kind not in model["observations"]:
+        raise UserError(
+            f"{model['name']} takes {'/'.join(model['observations'])} observations, but {task['name']} "
+            f"gives {obs_kind} ({obs_space}): choose another model (see `neurorl tasks`)"
+        )
+    if act_kind not in model["actions"]:
+        raise UserError(
+            f"{model['name']} acts in {'/'.join(model['actions'])} spaces, but {task['name']} needs "
+            f"{act_kind} ({act_space}): choose another model (see `neurorl tasks`)"
+        )

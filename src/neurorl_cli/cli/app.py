@@ -24,11 +24,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _register() -> None:
-    from . import catalog_cmds, db_cmds, eval_cmd, export_cmd, report_cmd, runs_cmds, train_cmd, watch_cmd
+COMMAND_MODULES = ["catalog_cmds", "train_cmd", "runs_cmds", "eval_cmd", "db_cmds", "worker_cmd"]
 
-    for module in (catalog_cmds, train_cmd, runs_cmds, eval_cmd, report_cmd, watch_cmd, export_cmd, db_cmds):
-        module.register(app)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,8 +31,9 @@ class Progress:
     latest: dict[str, float] = field(default_factory=dict)
 
 
-def _ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+def _ts(value: float) -> str:
+    """A timestamp as SQLAlchemy stores datetimes in SQLite (UTC, no offset), for raw SQL."""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _read_new(path: Path, offset: int) -> tuple[list[bytes], int]:
@@ -69,6 +70,8 @@ def ingest(engine: Engine, run_ids: list[int] | None = None, warn=None) -> dict[
         if size > offset:
             _ingest_one(engine, run_id, path, warn)
     _mark_crashed(engine)
+    if run_ids is None:
+        return progress
     with engine.connect() as conn:
         ids = [r[0] for r in rows]
         if ids:
@@ -77,12 +80,12 @@ def ingest(engine: Engine, run_ids: list[int] | None = None, warn=None) -> dict[
                 f"SELECT id, status, steps_done FROM run WHERE id IN ({marks})", tuple(ids)
             ):
                 progress[rid] = Progress(status=status, step=steps)
+            # SQLite takes the bare column `value` from the row holding MAX(step).
             latest = conn.exec_driver_sql(
-                f"SELECT run_id, key, value FROM metric m WHERE run_id IN ({marks}) AND step = "
-                "(SELECT MAX(step) FROM metric WHERE run_id = m.run_id AND key = m.key)",
+                f"SELECT run_id, key, value, MAX(step) FROM metric WHERE run_id IN ({marks}) GROUP BY run_id, key",
                 tuple(ids),
             )
-            for rid, key, value in latest:
+            for rid, key, value, _ in latest:
                 progress[rid].latest[key] = value
         conn.rollback()
     return progress

@@ -13,7 +13,7 @@ FINISHED = ("completed", "failed", "crashed", "cancelled")
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 class Experiment(SQLModel, table=True):

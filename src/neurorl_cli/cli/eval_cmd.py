@@ -1,0 +1,74 @@
+"""`neurorl eval REF --all-checkpoints | --best`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def evaluate(
+        ref: str = typer.Argument(..., help="An experiment (id, --name or hash prefix) or a run (hash prefix)."),
+        all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Evaluate every checkpoint not yet evaluated."),
+        best: bool = typer.Option(False, "--best", help="Show the best checkpoint per run and protocol."),
+        protocol: list[str] = typer.Option([], "--protocol", help="Protocol name(s); default all of the task's."),
+        trials: int = typer.Option(None, "--trials", help="Trials per checkpoint (default: the protocol's)."),
+        device: str = typer.Option("cpu", "--device", help="Where the policy runs."),
+        as_json: bool = typer.Option(False, "--json"),
+    ):
+        """Evaluate checkpoints into the registry, or name the best ones."""
+        from ..errors import UserError, WorkFailed
+        from .common import registry
+
+        if all_checkpoints == best:
+            raise UserError("choose one: --all-checkpoints (evaluate) or --best (show the best)")
+        if trials is not None and trials <= 0:
+            raise UserError("--trials must be positive")
+        _, engine = registry()
+        if all_checkpoints:
+            from ..checkpoint_eval import evaluate_all
+
+            failures = evaluate_all(engine, ref, protocol, trials, device)
+            if failures:
+                raise WorkFailed(f"{failures} checkpoint(s) could not be evaluated (see warnings above); the others were")
+        else:
+            _show_best(engine, ref, protocol, as_json)
+
+
+def _show_best(engine, ref: str, protocols: list[str], as_json: bool) -> None:
+    import numpy as np
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from ..errors import UserError
+    from ..registry import queries
+    from .app import out
+    from .common import print_json
+
+    with Session(engine) as session:
+        target = queries.target(session, ref)
+        runs = target.runs
+        best = queries.best_checkpoint(session, [r.id for r in runs])
+    rows = []
+    for (run_id, protocol), (ev, ck) in sorted(best.items()):
+        if protocols and protocol not in protocols:
+            continue
+        seed = next(r.seed for r in runs if r.id == run_id)
+        rows.append({"run": run_id, "seed": seed, "protocol": protocol, "step": ck.step, "select": ev.select,
+                     "score": ev.score, "metrics": ev.metrics, "checkpoint": ck.path})
+    if not rows:
+        raise UserError(f"nothing evaluated for '{ref}' yet: run `neurorl eval {ref} --all-checkpoints`")
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "seed", "protocol", "best step", "metric", "score", title=f"best checkpoints of {ref}")
+    for r in rows:
+        table.add_row(str(r["run"]), str(r["seed"]), r["protocol"], f"{r['step']:,}", r["select"], f"{r['score']:.3f}")
+    out.print(table)
+    for protocol in sorted({r["protocol"] for r in rows}):
+        scores = [r["score"] for r in rows if r["protocol"] == protocol]
+        top = max((r for r in rows if r["protocol"] == protocol), key=lambda r: r["score"])
+        out.print(
+            f"best {top['select']} under '{protocol}': {top['score']:.3f} (run {top['run']}, step {top['step']:,}); "
+            f"mean over {len(scores)} seed(s) {np.mean(scores):.3f}, range {min(scores):.3f}-{max(scores):.3f}"
+        )

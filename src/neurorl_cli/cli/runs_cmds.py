@@ -1,0 +1,108 @@
+"""`neurorl runs list|show`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+runs_app = typer.Typer(help="Stored runs: list them, show one.", no_args_is_help=True)
+
+
+def _run_row(run, exp) -> dict:
+    return {
+        "id": run.id, "experiment": exp.id, "experiment_name": exp.name, "experiment_hash": exp.config_hash,
+        "run_hash": run.run_hash, "task": exp.task, "model": exp.model, "seed": run.seed, "status": run.status,
+        "attempt": run.attempt, "steps": run.steps_done, "budget": exp.config["budget"]["steps"],
+        "device": run.device, "host": run.host, "job_id": run.job_id, "run_dir": run.run_dir,
+        "error": run.error, "created": run.created, "started": run.started, "ended": run.ended,
+    }
+
+
+@runs_app.command("list")
+def list_runs(
+    task: str = typer.Option(None, "--task"),
+    model: str = typer.Option(None, "--model"),
+    status: str = typer.Option(None, "--status"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable listing."),
+):
+    """Runs, newest last, with their status and progress."""
+    from sqlmodel import Session, select
+
+    from ..errors import UserError
+    from ..registry.models import RUN_STATUSES, Experiment, Run
+    from .app import out
+    from .common import print_json, registry
+
+    if status and status not in RUN_STATUSES:
+        raise UserError(f"--status {status}: one of {', '.join(RUN_STATUSES)}")
+    _, engine = registry()
+    with Session(engine) as session:
+        query = select(Run, Experiment).join(Experiment, Experiment.id == Run.experiment_id).order_by(Run.id)
+        if task:
+            query = query.where(Experiment.task == task)
+        if model:
+            query = query.where(Experiment.model == model)
+        if status:
+            query = query.where(Run.status == status)
+        rows = [_run_row(r, e) for r, e in session.exec(query)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "experiment", "task", "model", "seed", "status", "attempt", "steps")
+    for r in rows:
+        label = r["experiment_name"] or r["experiment_hash"][:12]
+        table.add_row(str(r["id"]), f"{r['experiment']} {label}", r["task"], r["model"], str(r["seed"]),
+                      r["status"], str(r["attempt"]), f"{r['steps']:,}/{r['budget']:,}")
+    out.print(table)
+
+
+@runs_app.command("show")
+def show(ref: str = typer.Argument(..., help="Run id or hash prefix."), as_json: bool = typer.Option(False, "--json")):
+    """One run: config, status, checkpoints, best checkpoint per protocol, latest metrics."""
+    from sqlmodel import Session, select
+
+    from ..registry import queries
+    from ..registry.models import Experiment, Metric
+    from .app import out
+    from .common import print_json, registry
+
+    _, engine = registry()
+    with Session(engine) as session:
+        run = queries.run(session, ref)
+        exp = session.get(Experiment, run.experiment_id)
+        info = _run_row(run, exp)
+        info["config"] = exp.config
+        info["versions"] = run.versions
+        info["checkpoints"] = [{"step": c.step, "path": c.path, "attempt": c.attempt} for c in queries.checkpoints(session, run.id)]
+        info["best"] = {
+            protocol: {"step": ck.step, "score": ev.score, "select": ev.select, "metrics": ev.metrics}
+            for (_, protocol), (ev, ck) in queries.best_checkpoint(session, [run.id]).items()
+        }
+        latest: dict[str, tuple[int, float]] = {}
+        for m in session.exec(select(Metric).where(Metric.run_id == run.id, Metric.attempt == run.attempt).order_by(Metric.step)):
+            latest[m.key] = (m.step, m.value)
+        info["latest_metrics"] = {k: v for k, (_, v) in sorted(latest.items())}
+    if as_json:
+        print_json(info)
+        return
+    out.print(f"run {info['id']} ({info['run_hash'][:12]}) of experiment {info['experiment']} "
+              f"{info['experiment_name'] or info['experiment_hash'][:12]}")
+    out.print(f"  {info['task']} x {info['model']}, seed {info['seed']}, attempt {info['attempt']}")
+    out.print(f"  status {info['status']}, {info['steps']:,}/{info['budget']:,} steps, device {info['device'] or '-'}, host {info['host'] or '-'}")
+    if info["error"]:
+        out.print(f"  error: {info['error']}")
+    out.print(f"  run dir {info['run_dir']}")
+    out.print(f"  checkpoints: {len(info['checkpoints'])}" + (
+        f" (steps {info['checkpoints'][0]['step']:,} .. {info['checkpoints'][-1]['step']:,})" if info["checkpoints"] else ""))
+    if info["best"]:
+        for protocol, b in info["best"].items():
+            out.print(f"  best under '{protocol}': step {b['step']:,}, {b['select']} {b['score']:.3f}")
+    else:
+        out.print(f"  no evaluation yet: neurorl eval {info['id']} --all-checkpoints")
+    for key in ("perf/trial_performance", "train/episode_reward", "train/steps_per_s"):
+        if key in info["latest_metrics"]:
+            out.print(f"  latest {key} = {info['latest_metrics'][key]:.4g}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")

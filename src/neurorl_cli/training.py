@@ -1,0 +1,136 @@
+"""From resolved configs to queued runs: register experiments and runs, write run files.
+
+Identity decides what is trained: the experiment is the config's hash; a seed whose run
+completed is not trained again unless forced (`--force` adds a new run row); a queued run
+left behind by an interrupted command is reused rather than duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from . import catalog
+from .backends.base import RunConfig
+from .errors import UserError
+from .home import Home
+from .registry.models import Checkpoint, Experiment, Run
+from .runlog import write_run_file
+
+
+@dataclass
+class Plan:
+    to_train: list[Run]
+    skipped: list[Run]  # completed already
+    experiments: list[Experiment]
+
+
+def _experiment(session: Session, config: dict, name: str | None, tags: list[str]) -> Experiment:
+    digest = catalog.experiment_hash(config)
+    exp = session.exec(select(Experiment).where(Experiment.config_hash == digest)).first()
+    if name:
+        holder = session.exec(select(Experiment).where(Experiment.name == name)).first()
+        if holder is not None and holder.config_hash != digest:
+            raise UserError(f"--name {name} already names experiment {holder.id} with another config: choose another name")
+    if exp is None:
+        exp = Experiment(
+            config_hash=digest, task=config["task"]["name"], model=config["model"]["name"],
+            config=config, name=name, tags=sorted(set(tags)),
+        )
+    else:
+        if name and exp.name != name:
+            exp.name = name
+        if tags:
+            exp.tags = sorted(set(exp.tags) | set(tags))
+    session.add(exp)
+    session.flush()
+    return exp
+
+
+def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name: str | None,
+         tags: list[str], force: bool, launcher: str) -> Plan:
+    if name and len(configs) > 1:
+        raise UserError("--name labels one experiment, but --set made a grid: drop --name or the grid")
+    to_train, skipped, experiments = [], [], []
+    with Session(engine) as session:
+        for config in configs:
+            exp = _experiment(session, config, name, tags)
+            experiments.append(exp)
+            for seed in seeds:
+                existing = list(session.exec(
+                    select(Run).where(Run.experiment_id == exp.id, Run.seed == seed).order_by(Run.id)
+                ))
+                done = [r for r in existing if r.status == "completed"]
+                queued = [r for r in existing if r.status == "queued"]
+                if done and not force:
+                    skipped.append(done[-1])
+                    continue
+                if queued and not force:
+                    run = queued[-1]
+                else:
+                    run = Run(
+                        experiment_id=exp.id, seed=seed, run_hash=catalog.run_hash(config, seed),
+                        launcher=launcher, run_dir="",
+                    )
+                    session.add(run)
+                    session.flush()
+                    run.run_dir = str(home.runs / f"{run.id:06d}-{run.run_hash[:10]}")
+                run.launcher = launcher
+                to_train.append(run)
+        session.commit()
+        for r in to_train + skipped + experiments:
+            session.refresh(r)
+        session.expunge_all()
+    return Plan(to_train, skipped, experiments)
+
+
+def resume(engine: Engine, run_ref: str) -> Run:
+    """Queue a crashed, failed or cancelled run again as its next attempt, from its last checkpoint."""
+    from .registry import queries
+
+    with Session(engine) as session:
+        run = queries.run(session, run_ref)
+        if run.status in ("running", "queued"):
+            raise UserError(f"run {run.id} is {run.status}: only crashed, failed or cancelled runs resume")
+        if run.status == "completed":
+            raise UserError(f"run {run.id} is completed already: use --force to train a new run")
+        run.attempt += 1
+        run.status = "queued"
+        run.error = None
+        run.ended = None
+        run.heartbeat = None
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+        session.expunge(run)
+    return run
+
+
+def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int | None) -> None:
+    """The run file is all a worker reads: the config, its seed and attempt, where to resume."""
+    with Session(engine) as session:
+        for run in runs:
+            exp = session.get(Experiment, run.experiment_id)
+            last = session.exec(
+                select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step.desc())
+            ).first()
+            resume_from = None
+            if run.attempt > 1 and last is not None:
+                resume_from = str(Path(run.run_dir) / last.path)
+            Path(run.run_dir).mkdir(parents=True, exist_ok=True)
+            spec = RunConfig(
+                run_id=run.id, seed=run.seed, attempt=run.attempt, config=exp.config,
+                run_dir=run.run_dir, device=device, resume_from=resume_from, threads=threads,
+            )
+            write_run_file(Path(run.run_dir), spec.to_json())
+
+
+def cpu_threads(jobs: int) -> int | None:
+    """Share the cores between parallel workers; one worker keeps the library default."""
+    if jobs <= 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // jobs)
