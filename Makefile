@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml
 # The main job: 2 seeds of recurrent-ppo on perceptual-decision-making, every checkpoint
 # evaluated, the report written. Its registry lives in ./.neurorl unless NEURORL_HOME is set.
 demo: install
-	$(BIN)/neurorl demo
+	$(BIN)/neurorl train perceptual-decision-making recurrent-ppo --seeds 0-1 --steps 20000 \
+		--checkpoint-every 5000 --jobs 2 --name demo
+	$(BIN)/neurorl eval demo --all-checkpoints --trials 500
+	$(BIN)/neurorl eval demo --best
+	$(BIN)/neurorl report demo --out report/demo
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15 tests
@@ -28,6 +32,7 @@ test: install
 bench: install
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/learning.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

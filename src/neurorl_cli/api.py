@@ -21,6 +21,7 @@ from .registry import queries
 from .registry.db import open_registry
 from .registry.models import Checkpoint, Evaluation, Experiment, Metric, Run, Trial
 
+Ref = str | int | list[int] | None  # a command-line reference, or run ids
 TRIAL_COLUMNS = ["index", "env", "ground_truth", "choice", "correct", "reward", "reaction_time", "steps"]
 
 
@@ -38,10 +39,15 @@ class Registry:
     def session(self) -> Session:
         return Session(self.engine)
 
-    def run_ids(self, ref: str | int | None = None, prefer: str = "experiment") -> list[int] | None:
-        """The runs a reference names (one per seed, newest row); None means every run."""
+    def run_ids(self, ref: Ref = None, prefer: str = "experiment") -> list[int] | None:
+        """The runs a reference names (one per seed, newest row); None means every run.
+
+        A list is taken as run ids already resolved (as `report` does once for all figures).
+        """
         if ref is None:
             return None
+        if isinstance(ref, list | tuple):
+            return [int(i) for i in ref]
         with self.session() as session:
             found = queries.target(session, str(ref), prefer=prefer)
             return [r.id for r in queries.latest_runs(found.runs)]
@@ -60,7 +66,7 @@ class Registry:
             ]
         return pd.DataFrame(rows, columns=["experiment_id", "name", "config_hash", "task", "model", "tags", "created", "config"])
 
-    def runs(self, ref: str | int | None = None) -> pd.DataFrame:
+    def runs(self, ref: Ref = None) -> pd.DataFrame:
         """Runs (all rows, or one per seed of what `ref` names) with their experiment's labels."""
         ids = self.run_ids(ref)
         query = select(Run, Experiment).join(Experiment, Experiment.id == Run.experiment_id).order_by(Run.id)
@@ -81,7 +87,7 @@ class Registry:
             "steps_done", "device", "run_dir", "versions", "started", "ended",
         ])
 
-    def metrics(self, run: str | int | None = None, key: str | None = None, prefer: str = "run") -> pd.DataFrame:
+    def metrics(self, run: Ref = None, key: str | None = None, prefer: str = "run") -> pd.DataFrame:
         """Training metrics, every attempt (see `analysis.training.latest_attempt`)."""
         ids = self.run_ids(run, prefer=prefer)
         query = (
@@ -101,7 +107,7 @@ class Registry:
             ]
         return pd.DataFrame(rows, columns=["run_id", "experiment_id", "seed", "attempt", "key", "step", "value"])
 
-    def evaluations(self, experiment: str | int | None = None, protocol: str | None = None) -> pd.DataFrame:
+    def evaluations(self, experiment: Ref = None, protocol: str | None = None) -> pd.DataFrame:
         """One row per (checkpoint, protocol) evaluated; the protocol's metrics become columns."""
         ids = self.run_ids(experiment)
         query = (
@@ -128,7 +134,7 @@ class Registry:
         frame = pd.DataFrame(rows)
         return frame if rows else pd.DataFrame(columns=base)
 
-    def best_evaluations(self, ref: str | int, protocol: str | None = None) -> pd.DataFrame:
+    def best_evaluations(self, ref: Ref, protocol: str | None = None) -> pd.DataFrame:
         """The best checkpoint's evaluation per run and protocol (rows of `evaluations`)."""
         ids = self.run_ids(ref) or []
         with self.session() as session:
@@ -137,7 +143,7 @@ class Registry:
         return frame[frame["evaluation_id"].isin(best_ids)].reset_index(drop=True)
 
     def trials(
-        self, run_or_experiment: str | int | None = None, protocol: str | None = None, best: bool = False
+        self, run_or_experiment: Ref = None, protocol: str | None = None, best: bool = False
     ) -> pd.DataFrame:
         """Evaluated trials, with run, seed, checkpoint step and protocol; `conditions` expanded.
 

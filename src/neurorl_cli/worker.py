@@ -23,6 +23,7 @@ def run_worker(run_dir: Path) -> int:
     run = RunConfig(**read_run_file(run_dir))
     log = RunLog(Path(run.run_dir), attempt=run.attempt)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         backend_for(run.config).train(run, log)
         log.finish("completed")

@@ -26,7 +26,7 @@ def checkpoint_curve(evaluations: pd.DataFrame, out_dir: Path, protocol: str) ->
     ax.set_ylabel(f"{select} ({protocol})")
     ax.legend(fontsize="small", frameon=False)
     per_seed = data.pivot_table(index="step", columns="seed", values="score").add_prefix("seed_").reset_index()
-    return save(fig, mean.merge(per_seed, on="step", how="left"), out_dir, f"checkpoints_{_safe(protocol)}")
+    return save(fig, mean.merge(per_seed, on="step", how="left"), out_dir, f"checkpoints_{safe_name(protocol)}")
 
 
 def best_table(best: pd.DataFrame) -> pd.DataFrame:
@@ -35,6 +35,6 @@ def best_table(best: pd.DataFrame) -> pd.DataFrame:
     return best.sort_values(["protocol", "seed"])[present].reset_index(drop=True)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     """A protocol name fit for a file name."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

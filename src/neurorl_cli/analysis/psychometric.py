@@ -21,7 +21,7 @@ OPTION_1, OPTION_2 = 1, 2
 
 def signed_coherence(trials: pd.DataFrame) -> pd.Series:
     sign = np.where(trials["ground_truth"] == OPTION_2, 1.0, -1.0)
-    return trials["coh"].astype(float) * sign
+    return trials["coh"].astype(float) * sign + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def psychometric(trials: pd.DataFrame, by: str | None = None) -> pd.DataFrame:

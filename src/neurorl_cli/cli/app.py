@@ -6,12 +6,13 @@ Modules here parse and print; the work lives in the package. Bad input raises Us
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
 from rich.console import Console
 
-from ..errors import UserError, WorkFailed
+from ..errors import Interrupted, UserError, WorkFailed
 
 app = typer.Typer(
     name="neurorl",
@@ -34,29 +35,18 @@ def _register() -> None:
         importlib.import_module(f"{__package__}.{name}").register(app)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
 def main(argv: list[str] | None = None) -> None:
+    # Ctrl-C and SIGTERM both stop cleanly, even where a parent shell left SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     _register()
     try:
-        app(args=argv, standalone_mode=False)
-    except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
-    except WorkFailed as exc:
-        err.print(f"[bold red]failed:[/] {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+        app(args=argv)  # Typer handles its own usage errors (exit 2)
+    except (UserError, WorkFailed, Interrupted) as exc:
+        label = {2: "error", 1: "failed", 130: "interrupted"}[exc.exit_code]
+        err.print(f"[bold red]{label}:[/] {exc}")
+        sys.exit(exc.exit_code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..errors import UserError, WorkFailed
+from ..errors import Interrupted, UserError, WorkFailed
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +67,10 @@ def register(app: typer.Typer) -> None:
             return
         training.write_run_files(engine, runs, device, training.cpu_threads(min(jobs, len(runs))))
         totals = _totals(engine, runs)
-        statuses = LocalDispatcher(engine, jobs, device, err).run(runs, totals)
+        try:
+            statuses = LocalDispatcher(engine, jobs, device, err).run(runs, totals)
+        except KeyboardInterrupt:
+            raise Interrupted(f"runs {', '.join(str(r.id) for r in runs)} marked cancelled; continue one with `neurorl train --resume RUN`") from None
         for run in runs:
             out.print(f"run {run.id} seed {run.seed}: {statuses[run.id]}  ({run.run_dir})")
         bad = [rid for rid, s in statuses.items() if s != "completed"]

@@ -1,0 +1,196 @@
+"""`neurorl report`: the figures of an experiment (or run, or task) and one HTML page.
+
+Reads only the registry and the checkpoint files it points to. Trial panels run the best
+checkpoint per protocol live (fixed seed, recurrent state carried); psychometric and
+reaction-time curves use the stored trials of each seed's best checkpoint.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..api import Registry
+from ..atomic import write_text
+from ..errors import UserError
+from ..registry import queries
+from ..registry.models import Artifact, Checkpoint
+from . import checkpoints, html, methods, panels, psychometric, training
+from .figures import FigureFiles
+from .stats import bootstrap_ci
+
+PANEL_TRIALS = 8
+PANEL_SEED = 0  # used when a protocol names no seed of its own
+
+
+@dataclass
+class Report:
+    index: Path
+    files: list[Path] = field(default_factory=list)
+    experiment_id: int | None = None  # None for a report over a whole task
+    run_id: int | None = None
+
+
+def _label(experiment) -> str:
+    return experiment.name or experiment.config_hash[:12]
+
+
+def default_out(label: str) -> Path:
+    return Path("report") / label
+
+
+def _add_figure(section: html.Section, files: FigureFiles, caption: str, written: list[Path]) -> None:
+    section.figure(files.png, caption, links=files.all())
+    written.extend(files.all())
+
+
+def experiment_report(registry: Registry, ref: str, out: Path | None = None, protocol: str | None = None) -> Report:
+    with registry.session() as session:
+        found = queries.target(session, ref)
+        is_run = queries.find_experiment(session, ref) is None
+        exp = found.experiment
+        runs = queries.latest_runs(found.runs)
+    label = _label(exp) + (f"-run{runs[0].id}" if is_run else "")
+    out = Path(out) if out else default_out(label)
+    config = exp.config
+    protocols = list(config["task"].get("protocols", {}))
+    if protocol is not None and protocol not in protocols:
+        raise UserError(f"--protocol {protocol}: the task has protocols {', '.join(protocols) or 'none'}")
+    run_ids = [r.id for r in runs]
+    written: list[Path] = []
+    title = f"{label}: {exp.task} / {exp.model}" + (f" (run {runs[0].id}, seed {runs[0].seed})" if is_run else "")
+
+    sections = [html.Section("Methods").text(methods.methods_paragraph(config, [r.seed for r in runs], [r.versions for r in runs]))]
+
+    train = html.Section("Training")
+    metrics = registry.metrics(run_ids, key=training.TRAINING_KEY)
+    if len(metrics):
+        files = training.training_curve(metrics, out)
+        _add_figure(train, files, f"{training.TRAINING_KEY} during training: seeds (thin), mean and 95% bootstrap interval over seeds.", written)
+    else:
+        train.notice(f"No {training.TRAINING_KEY} has been logged for these runs yet.")
+    sections.append(train)
+
+    evals = registry.evaluations(run_ids, protocol)
+    if not len(evals):
+        sections.append(
+            html.Section("Evaluation").notice("No checkpoint has been evaluated yet; evaluate them with", f"neurorl eval {shlex.quote(ref)} --all-checkpoints")
+        )
+    for name in sorted(evals["protocol"].unique()) if len(evals) else []:
+        sections.extend(_protocol_sections(registry, config, runs, evals, name, out, written))
+
+    page = html.page(title, sections, footer=f"neurorl report; experiment {exp.config_hash}")
+    index = out / "index.html"
+    write_text(index, page)
+    written.append(index)
+    return Report(index, written, exp.id, runs[0].id if is_run else None)
+
+
+def _protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    run_ids = [r.id for r in runs]
+    section = html.Section(f"Evaluation: protocol {name}")
+    _add_figure(section, checkpoints.checkpoint_curve(evals, out, name), f"Score of every evaluated checkpoint under {name}, per seed and mean.", written)
+    best = registry.best_evaluations(run_ids, name)
+    section.text("Best checkpoint of each seed:").table(checkpoints.best_table(best))
+    sections = [section]
+
+    top = best.sort_values(["score", "step"], ascending=False).iloc[0]
+    sections.append(_panel_section(registry, config, runs, top, name, out, written))
+
+    if config["task"].get("kind") == "decision":
+        sections.append(_decision_section(registry, run_ids, name, out, written))
+    return sections
+
+
+def _panel_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
+    from ..backends.base import backend_for
+    from ..evaluation import verify_checkpoint
+
+    section = html.Section(f"Trials of the best checkpoint ({name})")
+    run = next(r for r in runs if r.id == int(top["run_id"]))
+    with registry.session() as session:
+        ckpt = session.get(Checkpoint, int(top["checkpoint_id"]))
+    try:
+        path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+    except ValueError as exc:
+        return section.notice(f"No trial panels: {exc}.")
+    env_spec, seed = protocol_env(config, name)
+    policy = backend_for(config).load_policy(config, path, "cpu")
+    records = panels.record_trials(policy, env_spec, PANEL_TRIALS, seed)
+    caption = (
+        f"Seed {run.seed}, checkpoint at step {ckpt.step} ({top['select']} {top['score']:.3f}): observations, "
+        f"actions against ground truth, rewards and per-trial performance over {PANEL_TRIALS} trials "
+        f"(environment seed {seed}); grey lines mark trial ends. The recurrent state is carried throughout."
+    )
+    files = panels.trial_panels(records, out, panels.observation_names(env_spec), stem=f"trial_panels_{checkpoints.safe_name(name)}")
+    _add_figure(section, files, caption, written)
+    return section
+
+
+def protocol_env(config: dict, name: str) -> tuple[dict, int]:
+    """The environment a protocol evaluates on (its kwargs applied) and its seed."""
+    env_spec = dict(config["task"]["env"])
+    protocol = config["task"].get("protocols", {}).get(name, {})
+    env_spec["kwargs"] = {**env_spec.get("kwargs", {}), **protocol.get("kwargs", {})}
+    return env_spec, int(protocol.get("seed", PANEL_SEED))
+
+
+def _decision_section(registry: Registry, run_ids: list[int], name: str, out: Path, written: list[Path]) -> html.Section:
+    section = html.Section(f"Choices and reaction times ({name})")
+    trials = registry.trials(run_ids, name, best=True)
+    if not len(trials) or "coh" not in trials.columns:
+        return section.notice("No stored trials with a coherence for the best checkpoints; re-run the evaluation to store them.")
+    stem = checkpoints.safe_name(name)
+    n = f"{len(trials)} trials of the best checkpoint of {trials['seed'].nunique()} seed(s)"
+    _add_figure(section, psychometric.psychometric_curve(trials, out, f"psychometric_{stem}"), f"P(choose option 2) against coherence signed by the correct option; {n}.", written)
+    _add_figure(section, psychometric.reaction_time_curve(trials, out, f"reaction_time_{stem}"), f"Reaction time from stimulus onset against coherence, correct and error trials; {n}.", written)
+    return section
+
+
+def task_report(registry: Registry, task: str, out: Path | None = None, protocol: str | None = None) -> Report:
+    """All experiments of one task: one training curve per experiment on shared axes."""
+    experiments = registry.experiments(task=task)
+    if not len(experiments):
+        raise UserError(f"no experiments of task '{task}' in the registry (see `neurorl runs list`)")
+    out = Path(out) if out else default_out(f"task-{task}")
+    written: list[Path] = []
+    metrics, rows, paragraphs = [], [], html.Section("Methods")
+    for exp in experiments.itertuples():
+        label = f"{exp.model} ({exp.name or exp.config_hash[:12]})"
+        run_ids = registry.run_ids(int(exp.experiment_id))
+        runs = registry.runs(run_ids)
+        metrics.append(registry.metrics(run_ids, key=training.TRAINING_KEY).assign(label=label))
+        paragraphs.text(f"{label}: " + methods.methods_paragraph(exp.config, list(runs["seed"]), list(runs["versions"])))
+        best = registry.best_evaluations(run_ids, protocol)
+        for proto, group in best.groupby("protocol"):
+            mean, lo, hi = bootstrap_ci(group["score"].to_numpy())
+            rows.append({"experiment": label, "protocol": proto, "select": group["select"].iloc[0], "seeds": len(group), "best score (mean)": mean, "95% CI low": lo, "95% CI high": hi})
+        if best.empty:
+            rows.append({"experiment": label, "protocol": "(not evaluated)", "seeds": len(runs)})
+    compare = html.Section("Training")
+    metrics = pd.concat(metrics)
+    if len(metrics):
+        files = training.comparison_curve(metrics, out)
+        _add_figure(compare, files, f"{training.TRAINING_KEY} during training: mean and 95% bootstrap interval over seeds, per experiment.", written)
+    else:
+        compare.notice("No training metrics logged yet.")
+    scores = html.Section("Best checkpoints").table(pd.DataFrame(rows))
+    index = out / "index.html"
+    write_text(index, html.page(f"Task {task}: {len(experiments)} experiment(s)", [compare, scores, paragraphs], footer="neurorl report --task"))
+    written.append(index)
+    return Report(index, written)
+
+
+def record_artifacts(registry: Registry, report: Report, query: str) -> None:
+    """One artifact row per file written (the files exist: each was renamed into place)."""
+    kinds = {".html": "report-html", ".png": "figure-png", ".svg": "figure-svg", ".csv": "figure-csv"}
+    with registry.session() as session:
+        for path in report.files:
+            session.add(Artifact(
+                kind=kinds.get(path.suffix, "file"), path=str(path.resolve()), query=query,
+                experiment_id=report.experiment_id, run_id=report.run_id,
+            ))
+        session.commit()

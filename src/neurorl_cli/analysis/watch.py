@@ -1,0 +1,102 @@
+"""`neurorl watch`: a trained policy acting over a few trials, as a GIF or a live window."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from sqlmodel import Session
+
+from ..atomic import write_with
+from ..errors import UserError
+from ..registry import queries
+from ..registry.models import Checkpoint, Experiment, Run
+from . import panels
+from .figures import STYLE, new_figure
+
+FRAME_DPI = 72
+
+
+def choose_checkpoint(session: Session, run: Run, which: str, protocol: str | None = None) -> Checkpoint:
+    """`best` (by its evaluations), `latest`, or a checkpoint step."""
+    available = queries.checkpoints(session, run.id)
+    if not available:
+        raise UserError(f"run {run.id} has no checkpoint yet")
+    if which == "latest":
+        return available[-1]
+    if which == "best":
+        best = queries.best_checkpoint(session, [run.id], protocol)
+        if not best:
+            raise UserError(f"run {run.id} has no evaluated checkpoint{f' under {protocol}' if protocol else ''}: run `neurorl eval {run.id} --all-checkpoints` first")
+        # Several protocols: the one named first in the task spec picks.
+        order = list(session.get_one(Experiment, run.experiment_id).config["task"].get("protocols", {}))
+        key = min(best, key=lambda k: order.index(k[1]) if k[1] in order else len(order))
+        return best[key][1]
+    steps = [c.step for c in available]
+    if not which.isdigit() or int(which) not in steps:
+        raise UserError(f"--checkpoint {which}: run {run.id} has checkpoints at steps {', '.join(map(str, steps))} (or use best / latest)")
+    return available[steps.index(int(which))]
+
+
+def frame_duration_ms(env_spec: dict) -> int:
+    """One frame per environment step, at the task's own pace when it has a dt (ms)."""
+    dt = env_spec.get("kwargs", {}).get("dt", 100)
+    return int(min(500, max(50, dt)))
+
+
+def render_frames(records: list[dict], ob_names: list[str], title: str) -> list[np.ndarray]:
+    import matplotlib
+
+    table = panels.records_table(records, ob_names)
+    frames = []
+    with matplotlib.rc_context(STYLE):
+        fig, axes = new_figure(4, 1, size=(8.0, 6.4), sharex=True)
+        for upto in range(1, len(table) + 1):
+            for ax in axes[:, 0]:
+                ax.clear()
+            panels.draw(axes[:, 0], table, upto=upto)
+            fig.suptitle(title, fontsize="medium")
+            fig.set_dpi(FRAME_DPI)
+            fig.canvas.draw()
+            frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    return frames
+
+
+def write_gif(frames: list[np.ndarray], target: Path, duration_ms: int) -> Path:
+    import imageio.v3 as iio
+
+    def writer(tmp: Path) -> None:
+        iio.imwrite(tmp, frames, extension=".gif", duration=duration_ms, loop=0)
+        if shutil.which("gifsicle"):  # optional: a smaller file; the unoptimised one is fine
+            subprocess.run(["gifsicle", "-O3", "--batch", str(tmp)], check=False, capture_output=True)
+
+    write_with(Path(target), writer, suffix=".gif")
+    return Path(target)
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def show_live(records: list[dict], ob_names: list[str], title: str, duration_ms: int) -> None:
+    """Animate in a window (needs a display; checked by the caller)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+
+    table = panels.records_table(records, ob_names)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(4, 1, figsize=(9, 7), sharex=True, layout="constrained")
+
+        def update(upto: int):
+            for ax in axes:
+                ax.clear()
+            panels.draw(axes, table, upto=upto)
+            fig.suptitle(title, fontsize="medium")
+
+        # Kept in a name: an animation nobody references is garbage-collected and stops.
+        animation = FuncAnimation(fig, update, frames=range(1, len(table) + 1), interval=duration_ms, repeat=False)
+        plt.show()
+        del animation

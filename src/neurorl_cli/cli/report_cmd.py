@@ -1,0 +1,44 @@
+"""`neurorl report`: figures and an HTML page for an experiment, a run or a whole task."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+from .app import out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def report(
+        ref: str = typer.Argument(None, help="Experiment or run: id, hash prefix or --name."),
+        task: str = typer.Option(None, "--task", help="Compare every experiment of this task instead."),
+        out_dir: Path = typer.Option(None, "--out", help="Folder for the page and figures (default report/<name>)."),
+        protocol: str = typer.Option(None, "--protocol", help="Only this evaluation protocol."),
+    ) -> None:
+        """Write figures (PNG, SVG, CSV) and one self-contained index.html."""
+        from .. import api
+        from ..analysis import report as reports
+        from .common import registry as open_registry
+
+        if (ref is None) == (task is None):
+            raise UserError("give an experiment or run (REF), or --task T, but not both")
+        registry = api.Registry(open_registry()[1])
+        if task is not None:
+            made = reports.task_report(registry, task, out_dir, protocol)
+        else:
+            made = reports.experiment_report(registry, ref, out_dir, protocol)
+        reports.record_artifacts(registry, made, _query(ref, task, out_dir, protocol))
+        out.print(str(made.index))
+
+
+def _query(ref, task, out_dir, protocol) -> str:
+    """The command that made the files, as it could be typed again."""
+    words = ["neurorl", "report"] + ([ref] if ref else [])
+    for flag, value in (("--task", task), ("--out", out_dir), ("--protocol", protocol)):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words)

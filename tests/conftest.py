@@ -1,0 +1,46 @@
+"""Shared fixtures: every test gets its own registry (NEURORL_HOME in a temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def neurorl_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("NEURORL_HOME", str(home))
+    monkeypatch.delenv("NEURORL_RUNS", raising=False)
+    return home
+
+
+def cli(*args: str, home: Path | None = None, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `neurorl ARGS` as a user would: a separate process, its exit code, its output."""
+    env = dict(os.environ)
+    if home is not None:
+        env["NEURORL_HOME"] = str(home)
+    env.setdefault("COLUMNS", "200")
+    proc = subprocess.run(
+        [sys.executable, "-m", "neurorl_cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"neurorl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A registry holding one tiny real experiment: recurrent-ppo on perceptual-decision-making,
+    2 seeds x 1024 steps, checkpoints every 512 steps."""
+    home = tmp_path_factory.mktemp("trained") / "home"
+    cli("train", "perceptual-decision-making", "recurrent-ppo", "--seeds", "0-1", "--steps", "1024",
+        "--checkpoint-every", "512", "--jobs", "2", "--name", "tiny",
+        "--set", "model.n_steps=64", "--set", "model.batch_size=64", "--set", "model.lstm_hidden_size=32",
+        home=home, check=True)
+    return home
