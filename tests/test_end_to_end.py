@@ -64,7 +64,7 @@ def test_train_eval_report_watch_export(trained, tmp_path, monkeypatch):
     cli("export", str(runs[0].id), "--trials", str(table), home=trained, check=True)
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 2 * 50  # 2 checkpoints x 50 trials
-    assert {"seed", "step", "protocol", "choice", "ground_truth", "coh"} <= set(rows[0])
+    assert {"seed", "checkpoint_step", "protocol", "choice", "ground_truth", "coh"} <= set(rows[0])
     with Session(engine) as session:
         kinds = set(session.exec(select(Artifact.kind)))
     assert kinds

@@ -25,7 +25,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-COMMAND_MODULES = ["catalog_cmds", "train_cmd", "runs_cmds", "eval_cmd", "db_cmds", "worker_cmd"]
+COMMAND_MODULES = [
+    "catalog_cmds", "train_cmd", "runs_cmds", "eval_cmd", "report_cmd", "watch_cmd", "export_cmd", "db_cmds", "worker_cmd",
+]
 
 
 def _register() -> None:

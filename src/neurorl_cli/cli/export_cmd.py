@@ -13,7 +13,7 @@ from .app import out
 def register(app: typer.Typer) -> None:
     @app.command()
     def export(
-        ref: str = typer.Argument(..., help="Experiment or run: id, hash prefix or --name."),
+        ref: str = typer.Argument(..., help="A run (id or hash prefix) or an experiment (--name or hash prefix)."),
         trials: Path = typer.Option(None, "--trials", help="CSV with one row per evaluated trial."),
         metrics: Path = typer.Option(None, "--metrics", help="CSV with one row per training metric value."),
         protocol: str = typer.Option(None, "--protocol", help="Only trials of this evaluation protocol."),
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         if trials is None and metrics is None:
             raise UserError("say what to export: --trials FILE.csv and/or --metrics FILE.csv")
         registry = api.Registry(open_registry()[1])
-        run_ids = registry.run_ids(ref)
+        run_ids = registry.run_ids(ref, prefer="run")
         if trials is not None:
             table = registry.trials(run_ids, protocol)
             write_csv(table, trials)
