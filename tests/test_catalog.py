@@ -112,3 +112,15 @@ def test_seeds_parse():
     assert catalog.parse_seeds("5,1-2") == [1, 2, 5]
     with pytest.raises(UserError):
         catalog.parse_seeds("a-b")
+
+
+def test_tasks_and_models_listings():
+    import json
+
+    from .conftest import cli
+
+    tasks = json.loads(cli("tasks", "--json", check=True).stdout)
+    pdm = next(t for t in tasks if t["name"] == "perceptual-decision-making")
+    assert set(pdm["models"]) >= {"recurrent-ppo", "ppo", "a2c"} and pdm["steps"] == 100_000
+    models = json.loads(cli("models", "--json", check=True).stdout)
+    assert next(m for m in models if m["name"] == "recurrent-ppo")["policy"] == "MlpLstmPolicy"

@@ -152,26 +152,25 @@ def _unknown(kind: str, name: str, known: list[str], hint: str) -> UserError:
     return UserError(f"unknown {kind} '{name}'.{maybe} {hint}")
 
 
+def _load(kind: str, cls: type[_Spec], name: str, home: Home | None, hint: str):
+    """A spec file path, or a catalog name (the user's folder shadows the shipped one)."""
+    path = Path(name)
+    if path.suffix == ".toml" and path.is_file():
+        return _load_toml(path, cls)
+    catalog = _catalog(f"{kind}s", home)
+    if name not in catalog:
+        raise _unknown(kind, name, list(catalog), hint)
+    return _load_toml(catalog[name], cls)
+
+
 def load_task(name: str, home: Home | None = None) -> TaskSpec:
     if name.startswith("neurogym:"):
         return neurogym_task(name.split(":", 1)[1])
-    path = Path(name)
-    if path.suffix == ".toml" and path.is_file():
-        return _load_toml(path, TaskSpec)
-    catalog = _catalog("tasks", home)
-    if name not in catalog:
-        raise _unknown("task", name, list(catalog), "See `neurorl tasks`, or use neurogym:<Id> or a spec file.")
-    return _load_toml(catalog[name], TaskSpec)
+    return _load("task", TaskSpec, name, home, "See `neurorl tasks`, or use neurogym:<Id> or a spec file.")
 
 
 def load_model(name: str, home: Home | None = None) -> ModelSpec:
-    path = Path(name)
-    if path.suffix == ".toml" and path.is_file():
-        return _load_toml(path, ModelSpec)
-    catalog = _catalog("models", home)
-    if name not in catalog:
-        raise _unknown("model", name, list(catalog), "See `neurorl models`, or give a spec file.")
-    return _load_toml(catalog[name], ModelSpec)
+    return _load("model", ModelSpec, name, home, "See `neurorl models`, or give a spec file.")
 
 
 def neurogym_task(env_id: str) -> TaskSpec:
@@ -347,9 +346,8 @@ def run_hash(config: dict, seed: int) -> str:
     return config_hash({"experiment": experiment_hash(config), "seed": seed})
 
 
-def protocol_hash(config: dict, name: str) -> str:
-    protocol = config["task"]["protocols"][name]
-    env = {k: v for k, v in config["task"]["env"].items()}
+def protocol_hash(env: dict, protocol: dict) -> str:
+    """Identity of an evaluation: the protocol (trials, seed, kwargs) and the environment."""
     return config_hash({"protocol": protocol, "env": env})
 
 

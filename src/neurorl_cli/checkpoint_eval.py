@@ -28,8 +28,7 @@ def protocols_of(config: dict, names: list[str], trials: int | None) -> dict[str
         protocol = dict(known[name])
         if trials is not None:
             protocol["trials"] = trials
-        digest = catalog.config_hash({"protocol": protocol, "env": config["task"]["env"]})
-        out[name] = (protocol, digest)
+        out[name] = (protocol, catalog.protocol_hash(config["task"]["env"], protocol))
     return out
 
 

@@ -88,7 +88,7 @@ def _writer(log: RunLog):
     return RunLogWriter()
 
 
-def _callback(log: RunLog, every: int, total: int, save):
+def _callback(log: RunLog, every: int, save):
     from stable_baselines3.common.callbacks import BaseCallback
 
     class TrialsAndCheckpoints(BaseCallback):
@@ -161,7 +161,7 @@ class SB3Backend:
         if remaining > 0:
             model.learn(
                 total_timesteps=remaining,
-                callback=_callback(log, run.checkpoint_every, run.steps, save),
+                callback=_callback(log, run.checkpoint_every, save),
                 reset_num_timesteps=not run.resume_from,
             )
         if model.num_timesteps % run.checkpoint_every and model.num_timesteps > done:

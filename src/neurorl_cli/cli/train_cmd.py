@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
 
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise UserError(f"--device {device}: use auto, cpu or cuda")
+        if device.startswith("cuda"):
+            from ..launch.local import gpu_count
+
+            if gpu_count() == 0:
+                raise UserError(f"--device {device}: no GPU is visible here (nvidia-smi finds none); use --device cpu or auto")
         if jobs < 1:
             raise UserError("--jobs must be at least 1")
         if launcher != "local":

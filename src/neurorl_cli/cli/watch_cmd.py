@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from ..errors import UserError, WorkFailed
 from .app import out
 
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         try:
             path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
         except ValueError as exc:
-            raise UserError(str(exc)) from exc
+            raise WorkFailed(str(exc)) from exc
         env_spec, env_seed = protocol_env(config, protocol or (protocols[0] if protocols else ""))
         env_seed = env_seed if seed is None else seed
         policy = backend_for(config).load_policy(config, path, "cpu")
