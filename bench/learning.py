@@ -36,8 +36,15 @@ def direct_sb3(seed: int, steps: int, out: str) -> str:
     set_random_seed(seed)
     timing = {"fixation": ("constant", 300), "stimulus": ("constant", 500), "decision": ("constant", 300)}
 
+    class SeedlessReset(gym.Wrapper):
+        """sb3 2.9's DummyVecEnv calls reset(seed=...), which neurogym 1.0.8's PassReward
+        does not take: the tutorial as written stops with a TypeError without this."""
+
+        def reset(self, *, seed=None, options=None):
+            return self.env.reset(options=options)
+
     def make():
-        env = PassReward(gym.make("PerceptualDecisionMaking-v0", dt=100, timing=timing))
+        env = SeedlessReset(PassReward(gym.make("PerceptualDecisionMaking-v0", dt=100, timing=timing)))
         env.unwrapped.seed(seed)
         return env
 
@@ -62,13 +69,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--work", help="Folder to keep (and reuse) the runs in; default a new temporary one.")
     args = parser.parse_args()
     from neurorl_cli.catalog import parse_seeds
 
     seeds = parse_seeds(args.seeds)
-    work = Path(tempfile.mkdtemp(prefix="neurorl-learning-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="neurorl-learning-"))
+    work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "NEURORL_HOME": str(work / "home")}
     neurorl = [sys.executable, "-m", "neurorl_cli"]
+    # a completed run is not trained again, so --work makes a re-run cheap on our side
     subprocess.run([*neurorl, "train", "perceptual-decision-making", "recurrent-ppo", "--seeds", args.seeds,
                     "--steps", str(args.steps), "--jobs", "2", "--name", "learning"], env=env, check=True)
     runs = json.loads(subprocess.run([*neurorl, "runs", "list", "--json"], env=env, check=True,

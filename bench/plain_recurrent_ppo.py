@@ -12,9 +12,19 @@ from neurogym.wrappers import PassReward
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+
+
+class SeedlessReset(gym.Wrapper):
+    """sb3 2.9's DummyVecEnv calls reset(seed=...), which neurogym 1.0.8's PassReward does not
+    take: the tutorial as written stops with a TypeError without this."""
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(options=options)
+
+
 steps, out = int(sys.argv[1]), sys.argv[2]
 timing = {"fixation": ("constant", 300), "stimulus": ("constant", 500), "decision": ("constant", 300)}
-env = DummyVecEnv([lambda: PassReward(gym.make("PerceptualDecisionMaking-v0", dt=100, timing=timing))])
+env = DummyVecEnv([lambda: SeedlessReset(PassReward(gym.make("PerceptualDecisionMaking-v0", dt=100, timing=timing)))])
 model = RecurrentPPO("MlpLstmPolicy", env, verbose=0, seed=0)
 model.learn(total_timesteps=steps)
 model.save(out)

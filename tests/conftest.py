@@ -44,3 +44,20 @@ def trained(tmp_path_factory) -> Path:
         "--set", "model.n_steps=64", "--set", "model.batch_size=64", "--set", "model.lstm_hidden_size=32",
         home=home, check=True)
     return home
+
+
+@pytest.fixture
+def trained_copy(trained, tmp_path, monkeypatch) -> Path:
+    """A private copy of the trained registry, for tests that add to it."""
+    import shutil
+
+    import sqlite3
+
+    home = tmp_path / "trained-copy"
+    shutil.copytree(trained, home)
+    con = sqlite3.connect(home / "registry.db")  # run directories are stored as absolute paths
+    with con:
+        con.execute("UPDATE run SET run_dir = replace(run_dir, ?, ?)", (str(trained), str(home)))
+    con.close()
+    monkeypatch.setenv("NEURORL_HOME", str(home))
+    return home

@@ -23,8 +23,8 @@ from .conftest import cli
 pytestmark = pytest.mark.slow
 
 
-def test_train_eval_report_watch_export(trained, tmp_path, monkeypatch):
-    monkeypatch.setenv("NEURORL_HOME", str(trained))
+def test_train_eval_report_watch_export(trained_copy, tmp_path):
+    trained = trained_copy
     engine = db.open_registry(find_home())
     with Session(engine) as session:
         runs = session.exec(select(Run)).all()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from sqlmodel import Session, select
 
-from neurorl_cli.backends.sb3 import SB3Backend
 from neurorl_cli.evaluation import rollout
 from neurorl_cli.home import find_home
 from neurorl_cli.registry import db
@@ -15,20 +12,22 @@ from neurorl_cli.registry.models import Checkpoint, Evaluation, Experiment, Run
 from .conftest import cli
 
 
-def _latest_checkpoint(home):
-    con = sqlite3.connect(home / "registry.db")
-    run_dir, path, config = con.execute(
-        "SELECT run.run_dir, checkpoint.path, experiment.config FROM checkpoint JOIN run ON run.id = checkpoint.run_id "
-        "JOIN experiment ON experiment.id = run.experiment_id ORDER BY checkpoint.step DESC LIMIT 1"
-    ).fetchone()
-    import json
+def test_evaluation_carries_the_recurrent_state():
+    """A real sb3-contrib LSTM policy whose action head is scaled up so that its hidden state
+    decides: the same rollout twice gives the same trials; starting the state afresh at every
+    step changes them. (A briefly trained policy may ignore its state, proving nothing.)"""
+    import torch
+    from sb3_contrib import RecurrentPPO
 
-    return f"{run_dir}/{path}", json.loads(config)
+    from neurorl_cli import catalog
+    from neurorl_cli.backends.sb3 import SB3Policy, make_vec_env
 
-
-def test_evaluation_carries_the_recurrent_state(trained):
-    path, config = _latest_checkpoint(trained)
-    policy = SB3Backend().load_policy(config, path)
+    (config,) = catalog.resolve(catalog.load_task("perceptual-decision-making"), catalog.load_model("recurrent-ppo"))
+    model = RecurrentPPO("MlpLstmPolicy", make_vec_env(config["task"], 0, 1), seed=0, policy_kwargs={"lstm_hidden_size": 32})
+    with torch.no_grad():
+        model.policy.action_net.weight.mul_(1000)
+        model.policy.lstm_actor.weight_hh_l0.mul_(10)
+    policy = SB3Policy(model, recurrent=True)
     env = config["task"]["env"]
     carried = rollout(policy, env, 200, seed=42)
     again = rollout(policy, env, 200, seed=42)
@@ -38,12 +37,8 @@ def test_evaluation_carries_the_recurrent_state(trained):
     assert key(carried) != key(forgetful)
 
 
-def test_eval_fills_missing_cells_once_and_reports_damage(trained, tmp_path, monkeypatch):
-    import shutil
-
-    home = tmp_path / "copy"
-    shutil.copytree(trained, home)
-    monkeypatch.setenv("NEURORL_HOME", str(home))
+def test_eval_fills_missing_cells_once_and_reports_damage(trained_copy):
+    home = trained_copy
     first = cli("eval", "tiny", "--all-checkpoints", "--trials", "40", home=home)
     assert first.returncode == 0, first.stderr
     engine = db.open_registry(find_home())
