@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+NO_EPISODE_END = 10**9
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, str]:
@@ -38,9 +39,11 @@ def check_same_config(plain_out: str, home: Path, steps: int) -> None:
     for key, value in plain["hyper"].items():
         assert abs(float(ours[key]) - float(value)) < 1e-12, f"{key}: neurorl {ours[key]} vs plain {value}"
     assert task["env"]["kwargs"]["dt"] == plain["dt"]
-    assert list(task["env"]["kwargs"]["timing"].values()) == plain["timing_ms"]
+    timing = task["env"]["kwargs"]["timing"]
+    assert [timing[p] for p in ("fixation", "stimulus", "decision")] == plain["timing_ms"]
     assert [w["name"] for w in task["env"]["wrappers"]] == ["PassReward"]
     assert model["algo"] == "RecurrentPPO" and model["n_envs"] == 1
+    assert task["env"]["trials_per_episode"] == NO_EPISODE_END
     assert runs["steps"] == plain["timesteps"], (runs["steps"], plain["timesteps"])
 
 
@@ -55,7 +58,9 @@ def main() -> None:
         home = work / f"home{i}"
         env = {**os.environ, "NEURORL_HOME": str(home)}
         neurorl = [sys.executable, "-m", "neurorl_cli", "train", "perceptual-decision-making", "recurrent-ppo",
-                   "--steps", str(args.steps), "--checkpoint-every", str(args.steps)]
+                   "--steps", str(args.steps), "--checkpoint-every", str(args.steps),
+                   # the tutorial's stream of trials never ends an episode: the same here
+                   "--set", f"task.trials_per_episode={NO_EPISODE_END}"]
         plain = [sys.executable, str(HERE / "plain_recurrent_ppo.py"), str(args.steps), str(work / f"plain{i}")]
         order = [("ours", neurorl), ("plain", plain)] if i % 2 == 0 else [("plain", plain), ("ours", neurorl)]
         for label, cmd in order:

@@ -17,6 +17,7 @@ def neurorl_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("NEURORL_HOME", str(home))
     monkeypatch.delenv("NEURORL_RUNS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return home
 
 

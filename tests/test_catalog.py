@@ -124,3 +124,14 @@ def test_tasks_and_models_listings():
     assert set(pdm["models"]) >= {"recurrent-ppo", "ppo", "a2c"} and pdm["steps"] == 100_000
     models = json.loads(cli("models", "--json", check=True).stdout)
     assert next(m for m in models if m["name"] == "recurrent-ppo")["policy"] == "MlpLstmPolicy"
+
+
+def test_pair_check_caches_spaces_of_registered_ids(tmp_path):
+    (config,) = catalog.resolve(catalog.load_task("go-no-go"), catalog.load_model("ppo"))
+    catalog.check_pair(config)
+    cache = tmp_path / "cache" / "neurorl" / "spaces.json"
+    import json
+
+    (entry,) = json.loads(cache.read_text()).values()
+    assert entry[:2] == ["vector", "discrete"]
+    catalog.check_pair(config)  # answered from the cache

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +50,9 @@ class EnvSpec(_Spec):
     entry_point: str | None = None  # or a user's own `module:Class`
     kwargs: dict[str, Any] = Field(default_factory=dict)
     wrappers: list[WrapperSpec] = Field(default_factory=list)
-    trials_per_episode: int = Field(100, gt=0)  # NeuroGym tasks never end an episode themselves
+    # NeuroGym tasks never end an episode themselves. Each episode end costs sb3-contrib's
+    # RecurrentPPO a slow step-by-step pass over the rollouts that contain it, so keep them rare.
+    trials_per_episode: int = Field(1000, gt=0)
 
     @field_validator("wrappers", mode="before")
     @classmethod
@@ -371,12 +374,47 @@ def describe_signature(fn) -> dict[str, Any]:
     return {name: p.default for name, p in params if p.default is not inspect.Parameter.empty}
 
 
-def check_pair(config: dict) -> None:
-    """Refuse a task/model pair whose spaces do not fit, before anything is stored."""
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "neurorl"
+
+
+def _spaces(env: dict) -> tuple[str, str, str, str]:
+    """(observation kind, action kind, and their descriptions) of a task's environment.
+
+    Finding them means building the environment, and importing NeuroGym imports torch (2-3 s).
+    For registered ids the answer depends only on the spec and the library versions, so it is
+    cached per user; a user's own `module:Class` is always built afresh, since its code may change.
+    """
+    from importlib.metadata import version
+
+    from . import atomic
     from .envs import neurogym_env
 
+    key = config_hash({"env": env, "neurogym": version("neurogym"), "gymnasium": version("gymnasium")})
+    cache = _cache_dir() / "spaces.json"
+    known: dict = {}
+    if env.get("id"):
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if key in known:
+            return tuple(known[key])
+    obs_kind, act_kind, obs_space, act_space = neurogym_env.spaces(env)
+    found = (obs_kind, act_kind, str(obs_space), str(act_space))
+    if env.get("id"):
+        try:
+            atomic.write_json(cache, {**known, key: list(found)})
+        except OSError:
+            pass  # a cache we cannot write only costs time
+    return found
+
+
+def check_pair(config: dict) -> None:
+    """Refuse a task/model pair whose spaces do not fit, before anything is stored."""
     task, model = config["task"], config["model"]
-    obs_kind, act_kind, obs_space, act_space = neurogym_env.spaces(task["env"])
+    obs_kind, act_kind, obs_space, act_space = _spaces(task["env"])
     if obs_kind not in model["observations"]:
         raise UserError(
             f"{model['name']} takes {'/'.join(model['observations'])} observations, but {task['name']} "

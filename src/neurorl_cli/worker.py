@@ -37,3 +37,8 @@ def run_worker(run_dir: Path) -> int:
         return 1
     finally:
         log.close()
+
+
+if __name__ == "__main__":
+    # The local dispatcher starts workers this way: no CLI framework to import first.
+    sys.exit(run_worker(Path(sys.argv[1])))

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from ..registry.ingest import finish_unfinished, ingest
 from ..registry.models import FINISHED, Run
 
-POLL = 0.5  # seconds between ingests while workers run
+POLL = 1.0  # seconds between ingests while workers run
 WORKER_LOG = "worker.log"
 
 
@@ -87,7 +87,7 @@ class LocalDispatcher:
                         run = pending.popleft()
                         log = open(Path(run.run_dir) / WORKER_LOG, "ab")
                         proc = subprocess.Popen(
-                            [sys.executable, "-m", "neurorl_cli", "_worker", run.run_dir],
+                            [sys.executable, "-m", "neurorl_cli.worker", run.run_dir],
                             stdout=log, stderr=subprocess.STDOUT, env=_worker_env(started, self.device, gpus),
                         )
                         log.close()

@@ -145,15 +145,11 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 checkpoints,
             )
-        if "steps_done" in run_update:
-            run_update["steps_done"] = f"MAX(steps_done, {int(run_update['steps_done'])})"
         sets, values = ["log_offset = ?"], [new_offset]
         for key, value in run_update.items():
-            if key == "steps_done":
-                sets.append(f"steps_done = {value}")
-            else:
-                sets.append(f"{key} = ?")
-                values.append(value)
+            # steps never go backwards, whatever order attempts' events arrive in
+            sets.append("steps_done = MAX(steps_done, ?)" if key == "steps_done" else f"{key} = ?")
+            values.append(value)
         conn.exec_driver_sql(f"UPDATE run SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
 
 
