@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 # The main job: 2 seeds of recurrent-ppo on perceptual-decision-making, every checkpoint
 # evaluated, the report written. Its registry lives in ./.neurorl unless NEURORL_HOME is set.
 demo: install
-	$(BIN)/neurorl train perceptual-decision-making recurrent-ppo --seeds 0-1 --steps 20000 \
+	$(BIN)/neurorl train perceptual-decision-making recurrent-ppo --seeds 0-1 --steps 30000 \
 		--checkpoint-every 5000 --jobs 2 --name demo
 	$(BIN)/neurorl eval demo --all-checkpoints --trials 500
 	$(BIN)/neurorl eval demo --best

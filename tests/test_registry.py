@@ -72,3 +72,40 @@ def test_migrations_ship_with_the_package():
 
     assert (bundled_dir("migrations") / "env.py").is_file()
     assert any((bundled_dir("migrations") / "versions").glob("0001_*.py"))
+
+
+def test_upgrade_keeps_data_and_backs_up_first():
+    from alembic import command
+
+    home = find_home()
+    home.root.mkdir(parents=True)
+    cfg = db._alembic_config()
+    engine = db._engine(home.registry)
+    with engine.begin() as conn:  # a registry left at the first revision, with data in it
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001_initial")
+        conn.exec_driver_sql(
+            "INSERT INTO experiment (id, config_hash, task, model, config, tags, created) "
+            "VALUES (1, 'h', 't', 'm', '{}', '[]', '2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO run (id, experiment_id, seed, run_hash, status, attempt, launcher, run_dir, steps_done, "
+            "versions, log_offset, created) VALUES (1, 1, 0, 'r', 'completed', 1, 'local', '/x', 5, '{}', 0, "
+            "'2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO checkpoint (id, run_id, attempt, step, path, sha256, created) "
+            "VALUES (1, 1, 1, 5, 'c', 's', '2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO evaluation (id, checkpoint_id, protocol, protocol_hash, \"select\", score, trials, metrics, created) "
+            "VALUES (1, 1, 'default', 'p', 'fraction_correct', 0.9, 10, '{}', '2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO trial (evaluation_id, \"index\", env, reward, steps, conditions) VALUES (1, 0, 0, 1.0, 3, '{}')")
+    engine.dispose()
+    db._ENGINES.clear()
+    upgraded = db.open_registry(home)
+    with upgraded.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == db.known_revisions()[-1]
+        assert conn.exec_driver_sql("SELECT score, higher_is_better FROM evaluation").one() == (0.9, 1)
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM trial").scalar() == 1
+    (backup,) = home.backups.glob("registry-*-0001_initial.db")
+    con = sqlite3.connect(backup)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001_initial"

@@ -120,14 +120,14 @@ class Registry:
             query = query.where(col(Run.id).in_(ids))
         if protocol is not None:
             query = query.where(Evaluation.protocol == protocol)
-        base = ["evaluation_id", "experiment_id", "run_id", "seed", "checkpoint_id", "step", "protocol", "select", "score", "trials"]
+        base = ["evaluation_id", "experiment_id", "run_id", "seed", "checkpoint_id", "step", "protocol", "select", "score", "higher_is_better", "trials"]
         with self.session() as session:
             rows = []
             for ev, ck, run in session.exec(query):
                 row = {
                     "evaluation_id": ev.id, "experiment_id": run.experiment_id, "run_id": run.id,
                     "seed": run.seed, "checkpoint_id": ck.id, "step": ck.step, "protocol": ev.protocol,
-                    "select": ev.select, "score": ev.score, "trials": ev.trials,
+                    "select": ev.select, "score": ev.score, "higher_is_better": ev.higher_is_better, "trials": ev.trials,
                 }
                 row.update({k: v for k, v in ev.metrics.items() if k not in row})
                 rows.append(row)

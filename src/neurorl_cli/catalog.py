@@ -17,9 +17,9 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 from .home import Home
@@ -61,26 +61,37 @@ class EnvSpec(_Spec):
 
 
 class Budget(_Spec):
-    steps: int = Field(gt=0)
-    checkpoint_every: int = Field(gt=0)
-    units: list[Literal["steps", "trials", "episodes"]] = Field(default_factory=lambda: ["steps"])
+    steps: int | None = Field(None, gt=0)  # agent (environment) steps
+    trials: int | None = Field(None, gt=0)  # for tasks whose budget counts trials
+    checkpoint_every: int = Field(gt=0)  # in the budget's unit
+    units: list[Literal["steps", "trials"]] = Field(default_factory=lambda: ["steps"])
+
+    @model_validator(mode="after")
+    def _default_in_its_unit(self):
+        if getattr(self, self.units[0]) is None:
+            raise ValueError(f"the default budget is in {self.units[0]}: set budget.{self.units[0]}")
+        return self
 
 
 class Protocol(_Spec):
     trials: int = Field(500, gt=0)
-    select: str = "fraction_correct"  # the metric that picks the best checkpoint (higher is better)
+    select: str = "fraction_correct"  # the metric that picks the best checkpoint
+    mode: Literal["max", "min"] = "max"  # whether the best checkpoint has the highest or lowest
     seed: int = 100_000  # evaluation trials come from their own seed, apart from training seeds
     kwargs: dict[str, Any] = Field(default_factory=dict)  # env kwargs that differ from training
 
 
-class TaskSpec(_Spec):
+class _Task(_Spec):
     name: str
-    family: Literal["neurogym"] = "neurogym"
     description: str = ""
-    kind: Literal["decision", "trials"] = "trials"  # decision tasks get psychometric panels
-    env: EnvSpec
     budget: Budget
     protocols: dict[str, Protocol] = Field(default_factory=lambda: {"default": Protocol()})
+
+
+class NeuroGymTask(_Task):
+    family: Literal["neurogym"] = "neurogym"
+    kind: Literal["decision", "trials"] = "trials"  # decision tasks get psychometric panels
+    env: EnvSpec
 
     @field_validator("env")
     @classmethod
@@ -90,18 +101,54 @@ class TaskSpec(_Spec):
         return env
 
 
-class ModelSpec(_Spec):
+class ConditioningTask(_Task):
+    """Cue-reward schedules simulated as tensors (no agent acting): see envs/conditioning.py."""
+
+    family: Literal["conditioning"]
+    kind: Literal["conditioning"] = "conditioning"
+    schedule: dict[str, Any]
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, schedule: dict):
+        from .envs.conditioning import Schedule
+
+        Schedule.model_validate(schedule)
+        return schedule
+
+
+TaskSpec = Annotated[NeuroGymTask | ConditioningTask, Field(discriminator="family")]
+_TASK = TypeAdapter(TaskSpec)
+
+
+class SB3Model(_Spec):
     name: str
     engine: Literal["sb3"]
     description: str = ""
     algo: Literal["RecurrentPPO", "PPO", "A2C"]
     policy: str
     recurrent: bool = False
+    families: list[str] = Field(default_factory=lambda: ["neurogym"])  # task families it trains on
     n_envs: int = Field(1, gt=0)  # environments stepped together by the library's vector env
     observations: list[Literal["vector", "image"]] = Field(default_factory=lambda: ["vector"])
     actions: list[Literal["discrete", "box", "multidiscrete", "multibinary"]]
     hyper: dict[str, Any] = Field(default_factory=dict)
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class NativeModel(_Spec):
+    """A trainer of our own (backends/<algo>.py), for algorithms no library has."""
+
+    name: str
+    engine: Literal["native"]
+    description: str = ""
+    algo: Literal["distributional-td"]
+    families: list[str]
+    hyper: dict[str, Any] = Field(default_factory=dict)
+
+
+ModelSpec = Annotated[SB3Model | NativeModel, Field(discriminator="engine")]
+_MODEL = TypeAdapter(ModelSpec)
 
 
 # Fields that describe a spec but do not change what is trained: left out of the hash.
@@ -115,18 +162,28 @@ def _identity(spec: BaseModel) -> dict:
 # ----------------------------------------------------------------------------- loading
 
 
-def _load_toml(path: Path, cls: type[_Spec]):
+def _first_error(exc: ValidationError, data: dict) -> tuple[str, str]:
+    """The first error's field path, without the union tag pydantic puts in front of it."""
+    first = exc.errors()[0]
+    loc = list(first["loc"])
+    if loc and loc[0] in (data.get("family"), data.get("engine")):
+        loc = loc[1:]
+    return ".".join(map(str, loc)) or "(top)", first["msg"]
+
+
+def _load_toml(path: Path, adapter: TypeAdapter):
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{path}: not a readable TOML spec ({exc})") from exc
     data.setdefault("name", path.stem)
+    if adapter is _TASK:
+        data.setdefault("family", "neurogym")
     try:
-        return cls.model_validate(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top)"
-        raise UserError(f"{path}: field '{field}': {first['msg']}") from exc
+        field, message = _first_error(exc, data)
+        raise UserError(f"{path}: field '{field}': {message}") from exc
 
 
 def _catalog(kind: str, home: Home | None) -> dict[str, Path]:
@@ -155,25 +212,25 @@ def _unknown(kind: str, name: str, known: list[str], hint: str) -> UserError:
     return UserError(f"unknown {kind} '{name}'.{maybe} {hint}")
 
 
-def _load(kind: str, cls: type[_Spec], name: str, home: Home | None, hint: str):
+def _load(kind: str, adapter: TypeAdapter, name: str, home: Home | None, hint: str):
     """A spec file path, or a catalog name (the user's folder shadows the shipped one)."""
     path = Path(name)
     if path.suffix == ".toml" and path.is_file():
-        return _load_toml(path, cls)
+        return _load_toml(path, adapter)
     catalog = _catalog(f"{kind}s", home)
     if name not in catalog:
         raise _unknown(kind, name, list(catalog), hint)
-    return _load_toml(catalog[name], cls)
+    return _load_toml(catalog[name], adapter)
 
 
 def load_task(name: str, home: Home | None = None) -> TaskSpec:
     if name.startswith("neurogym:"):
         return neurogym_task(name.split(":", 1)[1])
-    return _load("task", TaskSpec, name, home, "See `neurorl tasks`, or use neurogym:<Id> or a spec file.")
+    return _load("task", _TASK, name, home, "See `neurorl tasks`, or use neurogym:<Id> or a spec file.")
 
 
 def load_model(name: str, home: Home | None = None) -> ModelSpec:
-    return _load("model", ModelSpec, name, home, "See `neurorl models`, or give a spec file.")
+    return _load("model", _MODEL, name, home, "See `neurorl models`, or give a spec file.")
 
 
 def neurogym_task(env_id: str) -> TaskSpec:
@@ -183,7 +240,7 @@ def neurogym_task(env_id: str) -> TaskSpec:
     known = neurogym_env.registered_ids()
     if env_id not in known:
         raise _unknown("NeuroGym task", env_id, known, "List them with `neurorl tasks --neurogym`.")
-    return TaskSpec(
+    return NeuroGymTask(
         name=f"neurogym:{env_id}",
         description=f"NeuroGym {env_id} with its default settings.",
         env=EnvSpec(id=env_id),
@@ -220,7 +277,7 @@ def split_grid(text: str) -> list[str]:
 
 # Where a short key is looked up, in order: `--set model.learning_rate=...` means
 # model.hyper.learning_rate; `--set task.dt=50` means task.env.kwargs.dt.
-_SHORTCUTS = {"model": ["", "hyper.", "policy_kwargs."], "task": ["", "env.kwargs.", "env."]}
+_SHORTCUTS = {"model": ["", "hyper.", "policy_kwargs."], "task": ["", "env.kwargs.", "env.", "schedule."]}
 
 
 def _check_type(key: str, old: Any, new: Any) -> Any:
@@ -246,11 +303,11 @@ def _check_type(key: str, old: Any, new: Any) -> Any:
 
 def _library_defaults(section: str, sub: str, spec: dict) -> dict[str, Any]:
     """Keys a spec does not list but the library accepts, with their defaults."""
-    if section == "task" and sub == "env.kwargs.":
+    if section == "task" and sub == "env.kwargs." and spec.get("family") == "neurogym":
         from .envs import neurogym_env
 
         return neurogym_env.constructor_defaults(spec["env"])
-    if section == "model" and sub == "hyper.":
+    if section == "model" and sub == "hyper." and spec.get("engine") == "sb3":
         from .backends import sb3
 
         return sb3.constructor_defaults(spec["algo"])
@@ -302,6 +359,7 @@ def resolve(
     overrides: list[str] | None = None,
     steps: int | None = None,
     checkpoint_every: int | None = None,
+    trials: int | None = None,
 ) -> list[dict]:
     """Task + model + `--set` overrides + budget -> frozen configs (several when a grid is given).
 
@@ -320,25 +378,40 @@ def resolve(
         specs = {"task": copy.deepcopy(_identity(task)), "model": copy.deepcopy(_identity(model))}
         for key, value in combo:
             apply_override(specs, key, value)
-        try:  # re-validate: an override must leave a valid spec
-            TaskSpec.model_validate(specs["task"])
-            ModelSpec.model_validate(specs["model"])
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise UserError(f"--set: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
-        budget = dict(specs["task"]["budget"])
-        budget.pop("units", None)
-        if steps is not None:
-            budget["steps"] = steps
-        if checkpoint_every is not None:
-            budget["checkpoint_every"] = checkpoint_every
-        if budget["steps"] <= 0 or budget["checkpoint_every"] <= 0:
-            raise UserError("--steps and --checkpoint-every must be positive")
-        budget["checkpoint_every"] = min(budget["checkpoint_every"], budget["steps"])
+        for section, adapter in (("task", _TASK), ("model", _MODEL)):
+            try:  # re-validate: an override must leave a valid spec
+                adapter.validate_python(specs[section])
+            except ValidationError as exc:
+                field, message = _first_error(exc, specs[section])
+                raise UserError(f"--set: {section}.{field}: {message}") from exc
+        budget = _budget(specs["task"]["budget"], {"steps": steps, "trials": trials}, checkpoint_every)
         config = {"task": specs["task"], "model": specs["model"], "budget": budget}
         config["overrides"] = {k: v for k, v in combo}
         configs.append(config)
     return configs
+
+
+def _budget(spec: dict, asked: dict[str, int | None], checkpoint_every: int | None) -> dict:
+    """The run's budget in one unit the task accepts: `{unit: total, "checkpoint_every": n}`."""
+    given = [unit for unit, value in asked.items() if value is not None]
+    if len(given) > 1:
+        raise UserError("give --steps or --trials, not both")
+    units = spec["units"]
+    unit = given[0] if given else units[0]
+    if unit not in units:
+        raise UserError(f"this task's budget counts {' or '.join(units)}: use --{units[0]}")
+    total = asked[unit] if given else spec[unit]
+    every = checkpoint_every if checkpoint_every is not None else spec["checkpoint_every"]
+    if total <= 0 or every <= 0:
+        raise UserError(f"--{unit} and --checkpoint-every must be positive")
+    return {unit: total, "checkpoint_every": min(every, total)}
+
+
+def budget_total(config: dict) -> tuple[str, int]:
+    """(unit, total) of a resolved config's budget."""
+    budget = config["budget"]
+    unit = "steps" if "steps" in budget else "trials"
+    return unit, int(budget[unit])
 
 
 def experiment_hash(config: dict) -> str:
@@ -411,17 +484,26 @@ def _spaces(env: dict) -> tuple[str, str, str, str]:
     return found
 
 
-def check_pair(config: dict) -> None:
-    """Refuse a task/model pair whose spaces do not fit, before anything is stored."""
+def pair_problem(config: dict) -> str | None:
+    """Why a task/model pair does not fit, or None when it does."""
     task, model = config["task"], config["model"]
+    if task["family"] not in model["families"]:
+        return (f"{model['name']} trains on {'/'.join(model['families'])} tasks, but {task['name']} is a "
+                f"{task['family']} task: choose another model (see `neurorl tasks`)")
+    if task["family"] != "neurogym":
+        return None
     obs_kind, act_kind, obs_space, act_space = _spaces(task["env"])
     if obs_kind not in model["observations"]:
-        raise UserError(
-            f"{model['name']} takes {'/'.join(model['observations'])} observations, but {task['name']} "
-            f"gives {obs_kind} ({obs_space}): choose another model (see `neurorl tasks`)"
-        )
+        return (f"{model['name']} takes {'/'.join(model['observations'])} observations, but {task['name']} "
+                f"gives {obs_kind} ({obs_space}): choose another model (see `neurorl tasks`)")
     if act_kind not in model["actions"]:
-        raise UserError(
-            f"{model['name']} acts in {'/'.join(model['actions'])} spaces, but {task['name']} needs "
-            f"{act_kind} ({act_space}): choose another model (see `neurorl tasks`)"
-        )
+        return (f"{model['name']} acts in {'/'.join(model['actions'])} spaces, but {task['name']} needs "
+                f"{act_kind} ({act_space}): choose another model (see `neurorl tasks`)")
+    return None
+
+
+def check_pair(config: dict) -> None:
+    """Refuse a task/model pair that does not fit, before anything is stored."""
+    problem = pair_problem(config)
+    if problem:
+        raise UserError(problem)

@@ -12,9 +12,9 @@ from sqlmodel import Session, select
 
 from . import catalog
 from .errors import UserError
-from .evaluation import rollout, verify_checkpoint
+from .evaluation import verify_checkpoint
 from .registry import queries
-from .registry.models import Checkpoint, Evaluation, Experiment, Run, Trial
+from .registry.models import Evaluation, Trial
 
 
 def protocols_of(config: dict, names: list[str], trials: int | None) -> dict[str, tuple[dict, str]]:
@@ -59,23 +59,21 @@ def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None,
             protocol, digest = protocols[name]
             try:
                 file = verify_checkpoint(run_dir, path, sha)
-                policy = backend.load_policy(config, file, device)
+                metrics, trials_done = backend.evaluate(config, file, protocol, device)
             except Exception as exc:  # a damaged file: report, skip, go on with the others
                 err.print(f"[yellow]warning:[/] run {run_id} step {step}: {exc}; skipped")
                 failures += 1
                 progress.advance(bar)
                 continue
-            result = rollout(policy, config["task"]["env"], protocol["trials"], seed=protocol["seed"],
-                             extra_kwargs=protocol.get("kwargs") or None)
-            metrics = result.metrics()
             with Session(engine) as session:
                 ev = Evaluation(
                     checkpoint_id=ck_id, protocol=name, protocol_hash=digest, select=protocol["select"],
-                    score=metrics[protocol["select"]], trials=len(result.trials), metrics=metrics,
+                    score=metrics[protocol["select"]], higher_is_better=protocol.get("mode", "max") == "max",
+                    trials=int(metrics.get("trials", protocol["trials"])), metrics=metrics,
                 )
                 session.add(ev)
                 session.flush()
-                session.add_all(Trial(evaluation_id=ev.id, **t) for t in result.trials)
+                session.add_all(Trial(evaluation_id=ev.id, **t) for t in trials_done)
                 session.commit()
             progress.advance(bar)
     return failures

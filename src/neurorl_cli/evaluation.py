@@ -146,6 +146,13 @@ def rollout(
     return Rollout(trials=trials)
 
 
+def evaluate_policy(policy, config: dict, protocol: dict) -> tuple[dict, list[dict]]:
+    """A protocol's trials with the deterministic policy: (metrics, one row per trial)."""
+    result = rollout(policy, config["task"]["env"], protocol["trials"], seed=protocol["seed"],
+                     extra_kwargs=protocol.get("kwargs") or None)
+    return result.metrics(), result.trials
+
+
 def record_steps(policy, env_spec: dict, n_steps: int, seed: int) -> list[dict]:
     """Step-by-step record of one environment (observations, actions, ground truth, rewards,
     performance and recurrent activity), for trial panels and GIFs."""

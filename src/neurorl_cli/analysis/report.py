@@ -97,7 +97,8 @@ def _protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFra
     section.text("Best checkpoint of each seed:").table(checkpoints.best_table(best))
     sections = [section]
 
-    top = best.sort_values(["score", "step"], ascending=False).iloc[0]
+    higher = bool(best["higher_is_better"].iloc[0])
+    top = best.sort_values(["score", "step"], ascending=[not higher, False]).iloc[0]
     sections.append(_panel_section(registry, config, runs, top, name, out, written))
 
     if config["task"].get("kind") == "decision":

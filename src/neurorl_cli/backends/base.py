@@ -55,14 +55,23 @@ class Backend(Protocol):
 
     def train(self, run: RunConfig, log: RunLog) -> None: ...
 
+    def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str) -> tuple[dict, list[dict]]:
+        """One checkpoint under one protocol: (metrics, one row per evaluated trial)."""
+
     def load_policy(self, config: dict, checkpoint: Path, device: str) -> Policy: ...
 
 
-ENGINES = {"sb3": "neurorl_cli.backends.sb3:SB3Backend"}
+# sb3 is one backend for all its algorithms; native trainers are one module per algorithm.
+BACKENDS = {
+    "sb3": "neurorl_cli.backends.sb3:SB3Backend",
+    "native/distributional-td": "neurorl_cli.backends.distributional_td:DistributionalTDBackend",
+}
 
 
 def backend_for(config: dict) -> Backend:
-    module, _, name = ENGINES[config["model"]["engine"]].partition(":")
+    model = config["model"]
+    key = model["engine"] if model["engine"] == "sb3" else f"{model['engine']}/{model['algo']}"
+    module, _, name = BACKENDS[key].partition(":")
     return getattr(importlib.import_module(module), name)()
 
 

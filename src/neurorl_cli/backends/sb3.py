@@ -168,6 +168,11 @@ class SB3Backend:
             save(model, model.num_timesteps)  # the final policy is always a checkpoint
         venv.close()
 
+    def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
+        from ..evaluation import evaluate_policy
+
+        return evaluate_policy(self.load_policy(config, checkpoint, device), config, protocol)
+
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> SB3Policy:
         cls = algo_class(config["model"]["algo"])
         model = cls.load(str(checkpoint), device=resolve_device(device))

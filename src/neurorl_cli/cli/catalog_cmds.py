@@ -6,15 +6,17 @@ import typer
 from rich.table import Table
 
 from .. import catalog
-from ..errors import UserError
 from .common import print_json
 
 
-def _fits(task: catalog.TaskSpec, models: list[catalog.ModelSpec]) -> list[str]:
-    from ..envs import neurogym_env
+def _fits(task, models) -> list[str]:
+    return [m.name for m in models if catalog.pair_problem(catalog.resolve(task, m)[0]) is None]
 
-    obs_kind, act_kind, _, _ = neurogym_env.spaces(task.env.model_dump())
-    return [m.name for m in models if obs_kind in m.observations and act_kind in m.actions]
+
+def _source(task) -> str:
+    if task.family == "neurogym":
+        return task.env.id or task.env.entry_point
+    return f"{task.family} schedule"
 
 
 def register(app: typer.Typer) -> None:
@@ -33,8 +35,8 @@ def register(app: typer.Typer) -> None:
         for name in catalog.task_names(h):
             spec = catalog.load_task(name, h)
             rows.append({
-                "name": name, "family": spec.family, "env": spec.env.id or spec.env.entry_point,
-                "description": spec.description, "steps": spec.budget.steps,
+                "name": name, "family": spec.family, "env": _source(spec),
+                "description": spec.description, "budget": {u: getattr(spec.budget, u) for u in spec.budget.units},
                 "checkpoint_every": spec.budget.checkpoint_every, "units": spec.budget.units,
                 "protocols": {k: v.model_dump() for k, v in spec.protocols.items()},
                 "models": _fits(spec, models),
@@ -50,7 +52,8 @@ def register(app: typer.Typer) -> None:
         table = Table("task", "env", "budget", "protocols (select)", "models that fit", title="tasks")
         for r in rows:
             protocols = ", ".join(f"{k} ({v['select']})" for k, v in r["protocols"].items())
-            table.add_row(r["name"], r["env"], f"{r['steps']:,} {'/'.join(r['units'])}", protocols, ", ".join(r["models"]))
+            budget = ", ".join(f"{v:,} {u}" for u, v in r["budget"].items() if v)
+            table.add_row(r["name"], r["env"], budget, protocols, ", ".join(r["models"]))
         out.print(table)
         if extra:
             out.print("NeuroGym ids (train any as neurogym:<Id>): " + ", ".join(extra))
@@ -68,8 +71,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json([s.model_dump() for s in specs])
             return
-        table = Table("model", "engine", "algo / policy", "spaces", "hyper-parameters", title="models")
+        table = Table("model", "engine", "algorithm", "trains on", "hyper-parameters", title="models")
         for s in specs:
-            hyper = ", ".join(f"{k}={v}" for k, v in {**s.hyper, **s.policy_kwargs}.items())
-            table.add_row(s.name, s.engine, f"{s.algo} / {s.policy}", f"{'/'.join(s.observations)} -> {'/'.join(s.actions)}", hyper)
+            hyper = ", ".join(f"{k}={v}" for k, v in {**s.hyper, **getattr(s, "policy_kwargs", {})}.items())
+            algo = f"{s.algo} / {s.policy}" if s.engine == "sb3" else s.algo
+            fits = "/".join(s.families) + (f" ({'/'.join(s.observations)} -> {'/'.join(s.actions)})" if s.engine == "sb3" else "")
+            table.add_row(s.name, s.engine, algo, fits, hyper)
         out.print(table)

@@ -55,7 +55,8 @@ def _show_best(engine, ref: str, protocols: list[str], as_json: bool) -> None:
             continue
         seed = next(r.seed for r in runs if r.id == run_id)
         rows.append({"run": run_id, "seed": seed, "protocol": protocol, "step": ck.step, "select": ev.select,
-                     "score": ev.score, "metrics": ev.metrics, "checkpoint": ck.path})
+                     "score": ev.score, "higher_is_better": ev.higher_is_better, "metrics": ev.metrics,
+                     "checkpoint": ck.path})
     if not rows:
         raise UserError(f"nothing evaluated for '{ref}' yet: run `neurorl eval {ref} --all-checkpoints`")
     if as_json:
@@ -67,7 +68,8 @@ def _show_best(engine, ref: str, protocols: list[str], as_json: bool) -> None:
     out.print(table)
     for protocol in sorted({r["protocol"] for r in rows}):
         scores = [r["score"] for r in rows if r["protocol"] == protocol]
-        top = max((r for r in rows if r["protocol"] == protocol), key=lambda r: r["score"])
+        mine = [r for r in rows if r["protocol"] == protocol]
+        top = (max if mine[0]["higher_is_better"] else min)(mine, key=lambda r: r["score"])
         out.print(
             f"best {top['select']} under '{protocol}': {top['score']:.3f} (run {top['run']}, step {top['step']:,}); "
             f"mean over {len(scores)} seed(s) {np.mean(scores):.3f}, range {min(scores):.3f}-{max(scores):.3f}"

@@ -9,10 +9,13 @@ runs_app = typer.Typer(help="Stored runs: list them, show one.", no_args_is_help
 
 
 def _run_row(run, exp) -> dict:
+    from ..catalog import budget_total
+
     return {
         "id": run.id, "experiment": exp.id, "experiment_name": exp.name, "experiment_hash": exp.config_hash,
         "run_hash": run.run_hash, "task": exp.task, "model": exp.model, "seed": run.seed, "status": run.status,
-        "attempt": run.attempt, "steps": run.steps_done, "budget": exp.config["budget"]["steps"],
+        "attempt": run.attempt, "steps": run.steps_done, "budget": budget_total(exp.config)[1],
+        "budget_unit": budget_total(exp.config)[0],
         "device": run.device, "host": run.host, "job_id": run.job_id, "run_dir": run.run_dir,
         "error": run.error, "created": run.created, "started": run.started, "ended": run.ended,
     }
@@ -48,11 +51,11 @@ def list_runs(
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "experiment", "task", "model", "seed", "status", "attempt", "steps")
+    table = Table("run", "experiment", "task", "model", "seed", "status", "attempt", "progress")
     for r in rows:
         label = r["experiment_name"] or r["experiment_hash"][:12]
         table.add_row(str(r["id"]), f"{r['experiment']} {label}", r["task"], r["model"], str(r["seed"]),
-                      r["status"], str(r["attempt"]), f"{r['steps']:,}/{r['budget']:,}")
+                      r["status"], str(r["attempt"]), f"{r['steps']:,}/{r['budget']:,} {r['budget_unit']}")
     out.print(table)
 
 
@@ -88,7 +91,7 @@ def show(ref: str = typer.Argument(..., help="Run id or hash prefix."), as_json:
     out.print(f"run {info['id']} ({info['run_hash'][:12]}) of experiment {info['experiment']} "
               f"{info['experiment_name'] or info['experiment_hash'][:12]}")
     out.print(f"  {info['task']} x {info['model']}, seed {info['seed']}, attempt {info['attempt']}")
-    out.print(f"  status {info['status']}, {info['steps']:,}/{info['budget']:,} steps, device {info['device'] or '-'}, host {info['host'] or '-'}")
+    out.print(f"  status {info['status']}, {info['steps']:,}/{info['budget']:,} {info['budget_unit']}, device {info['device'] or '-'}, host {info['host'] or '-'}")
     if info["error"]:
         out.print(f"  error: {info['error']}")
     out.print(f"  run dir {info['run_dir']}")

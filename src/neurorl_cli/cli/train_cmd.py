@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
         seeds: str = typer.Option("0", "--seeds", help="Seeds: 0-4, 3 or 0,2,5."),
         set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (bare commas make a grid)."),
         steps: int = typer.Option(None, "--steps", help="Budget in agent steps (default: the task's)."),
-        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Checkpoint every N agent steps."),
+        trials: int = typer.Option(None, "--trials", help="Budget in trials, for tasks that count trials."),
+        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps (or trials)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         jobs: int = typer.Option(1, "--jobs", help="Worker processes at once."),
         launcher: str = typer.Option("local", "--launcher", help="Where workers run."),
@@ -41,8 +42,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("--jobs must be at least 1")
         if launcher != "local":
             raise UserError(f"--launcher {launcher}: this version runs workers locally only (--launcher local)")
-        if steps is not None and steps <= 0 or checkpoint_every is not None and checkpoint_every <= 0:
-            raise UserError("--steps and --checkpoint-every must be positive")
+        if any(v is not None and v <= 0 for v in (steps, trials, checkpoint_every)):
+            raise UserError("--steps, --trials and --checkpoint-every must be positive")
         seed_list = catalog.parse_seeds(seeds)
 
         if resume:
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
             h = find_home()
             task_spec, model_spec = catalog.load_task(task, h), catalog.load_model(model, h)
-            configs = catalog.resolve(task_spec, model_spec, set_, steps, checkpoint_every)
+            configs = catalog.resolve(task_spec, model_spec, set_, steps, checkpoint_every, trials)
             for config in configs:
                 catalog.check_pair(config)  # before anything is stored
             home, engine = registry()
@@ -88,5 +89,7 @@ def _totals(engine, runs) -> dict[int, int]:
 
     from ..registry.models import Experiment
 
+    from ..catalog import budget_total
+
     with Session(engine) as session:
-        return {r.id: session.get(Experiment, r.experiment_id).config["budget"]["steps"] for r in runs}
+        return {r.id: budget_total(session.get(Experiment, r.experiment_id).config)[1] for r in runs}

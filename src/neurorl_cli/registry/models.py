@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
@@ -87,6 +88,7 @@ class Evaluation(SQLModel, table=True):
     protocol_hash: str
     select: str  # the metric that picks the best checkpoint under this protocol
     score: float  # that metric's value, for ordering
+    higher_is_better: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
     trials: int
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created: datetime = Field(default_factory=now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
 from ..errors import UserError
@@ -94,12 +95,13 @@ def checkpoints(session: Session, run_id: int) -> list[Checkpoint]:
 
 
 def best_checkpoint(session: Session, run_ids: list[int], protocol: str | None = None):
-    """(Evaluation, Checkpoint) pairs with the highest score per run and protocol."""
+    """(Evaluation, Checkpoint) pairs with the best score per run and protocol."""
+    ranking = case((col(Evaluation.higher_is_better), Evaluation.score), else_=-Evaluation.score)
     rows = session.exec(
         select(Evaluation, Checkpoint)
         .join(Checkpoint, Checkpoint.id == Evaluation.checkpoint_id)
         .where(col(Checkpoint.run_id).in_(run_ids))
-        .order_by(Checkpoint.run_id, Evaluation.protocol, col(Evaluation.score).desc(), col(Checkpoint.step).desc())
+        .order_by(Checkpoint.run_id, Evaluation.protocol, ranking.desc(), col(Checkpoint.step).desc())
     ).all()
     best: dict[tuple[int, str], tuple[Evaluation, Checkpoint]] = {}
     for ev, ck in rows:
