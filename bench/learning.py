@@ -87,9 +87,11 @@ def main() -> None:
     for run in runs:
         final = sorted((Path(run["run_dir"]) / "checkpoints").glob("step_*.zip"))[-1]
         ours.append(score(str(final)))
+    # the direct side is kept in --work too: a model already there is not trained again
+    todo = [s for s in seeds if not (work / f"direct{s}-{args.steps}.zip").exists()]
     with ProcessPoolExecutor(2) as pool:
-        paths = list(pool.map(direct_sb3, seeds, [args.steps] * len(seeds), [str(work / f"direct{s}") for s in seeds]))
-    theirs = [score(p) for p in paths]
+        list(pool.map(direct_sb3, todo, [args.steps] * len(todo), [str(work / f"direct{s}-{args.steps}") for s in todo]))
+    theirs = [score(str(work / f"direct{s}-{args.steps}.zip")) for s in seeds]
     for label, values in (("neurorl recurrent-ppo", ours), ("sb3-contrib directly", theirs)):
         print(f"{label:24s} fraction correct after {args.steps:,} steps, seeds {seeds}: "
               f"mean {np.mean(values):.3f}, range {min(values):.3f}-{max(values):.3f}  ({', '.join(f'{v:.3f}' for v in values)})")

@@ -288,3 +288,18 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path):
             sims.append((sim["V"].copy(), sim["tau"].copy()))
     assert np.array_equal(sims[0][0], sims[1][0]) and np.array_equal(sims[0][1], sims[1][1])
     assert not np.array_equal(sims[0][0], sims[2][0]) and not np.array_equal(sims[0][1], sims[2][1])
+
+
+def test_a_resumed_run_continues_from_its_snapshot(tmp_path):
+    whole = run_backend(tmp_path, "whole", seed=5)
+    with np.load(whole / SIMULATION) as sim:
+        expected_V = sim["V"].copy()
+    run_dir = tmp_path / "resumed"
+    spec = json.loads((whole / "run.json").read_text())
+    spec.update(run_dir=str(run_dir), attempt=2, resume_from=str(whole / "checkpoints" / "step_000000000020.zip"))
+    write_run_file(run_dir, spec)
+    assert run_worker(run_dir) == 0
+    events = [json.loads(line) for line in (run_dir / EVENTS).read_text().splitlines()]
+    assert [e["step"] for e in events if e["type"] == "checkpoint"] == [30]  # 10 and 20 were the first attempt's
+    with np.load(run_dir / SIMULATION) as sim:
+        np.testing.assert_allclose(sim["V"], expected_V, rtol=1e-6, atol=1e-7)

@@ -422,6 +422,11 @@ def run_hash(config: dict, seed: int) -> str:
     return config_hash({"experiment": experiment_hash(config), "seed": seed})
 
 
+def task_environment(task: dict) -> dict:
+    """What a task's trials come from: a NeuroGym env table or a conditioning schedule."""
+    return {key: task[key] for key in ("env", "schedule") if key in task}
+
+
 def protocol_hash(env: dict, protocol: dict) -> str:
     """Identity of an evaluation: the protocol (trials, seed, kwargs) and the environment."""
     return config_hash({"protocol": protocol, "env": env})

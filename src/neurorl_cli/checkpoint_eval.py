@@ -28,7 +28,7 @@ def protocols_of(config: dict, names: list[str], trials: int | None) -> dict[str
         protocol = dict(known[name])
         if trials is not None:
             protocol["trials"] = trials
-        out[name] = (protocol, catalog.protocol_hash(config["task"]["env"], protocol))
+        out[name] = (protocol, catalog.protocol_hash(catalog.task_environment(config["task"]), protocol))
     return out
 
 

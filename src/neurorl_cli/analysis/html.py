@@ -35,9 +35,10 @@ class Section:
 
     def figure(self, png: Path, caption: str, links: list[Path] = ()) -> Section:
         data = base64.b64encode(Path(png).read_bytes()).decode()
+        mime = "image/gif" if Path(png).suffix.lower() == ".gif" else "image/png"  # an animation shows as one
         files = " ".join(f'<a href="{escape(p.name)}">{escape(p.suffix.lstrip("."))}</a>' for p in links)
         self.blocks.append(
-            f'<figure><img alt="{escape(caption)}" src="data:image/png;base64,{data}">'
+            f'<figure><img alt="{escape(caption)}" src="data:{mime};base64,{data}">'
             f"<figcaption>{escape(caption)} {files}</figcaption></figure>"
         )
         return self

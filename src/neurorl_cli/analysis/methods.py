@@ -32,24 +32,66 @@ def _versions(version_sets: Iterable[dict]) -> str:
     return ", ".join(f"{name} {' / '.join(sorted(v))}" for name, v in sorted(seen.items())) or "not recorded"
 
 
+def _budget(budget: dict) -> str:
+    if budget.get("steps") is not None:
+        return f"{budget['steps']} agent steps, with a checkpoint every {budget['checkpoint_every']} steps"
+    return f"{budget['trials']} trials, with a checkpoint every {budget['checkpoint_every']} trials"
+
+
+def _spread(spread) -> str:
+    """A distributional-TD hyper-parameter as drawn per predictor."""
+    if isinstance(spread, dict):
+        return f"drawn uniformly from [{spread['low']:g}, {spread['high']:g}] per predictor"
+    if isinstance(spread, list):
+        return f"drawn per predictor from {{{', '.join(f'{v:g}' for v in spread)}}}"
+    return f"{spread:g} for all predictors"
+
+
+def _size(size: dict) -> str:
+    if size["kind"] == "fixed":
+        return f"{size['value']:g}"
+    if size["kind"] == "normal":
+        return f"~Normal({size['mean']:g}, {size['sd']:g})"
+    pairs = ", ".join(f"{v:g} (p {p:g})" for v, p in zip(size["values"], size["probabilities"]))
+    return f"one of {pairs}"
+
+
+def _trial_type(i: int, trial_type: dict) -> str:
+    rewards = [
+        f"{_size(r['size'])} at {r['time']:g} s"
+        + (f" with probability {r['probability']:g}" if r.get("probability", 1.0) != 1.0 else "")
+        + (f" (time jitter {r['jitter']:g})" if r.get("jitter") else "")
+        for r in trial_type.get("rewards", [])
+    ]
+    name = f" ({trial_type['name']})" if trial_type.get("name") else ""
+    return (f"type {i}{name}, probability {trial_type['probability']:g}: cue at {trial_type['cue_time']:g} s, "
+            f"reward {'; '.join(rewards) if rewards else 'none'}")
+
+
+def _conditioning_setup(task: dict, model: dict) -> list[str]:
+    schedule, hyper = task["schedule"], model.get("hyper", {})
+    types = schedule["trial_types"]
+    alpha = hyper.get("alpha")
+    rates = (f"a symmetric learning rate {alpha:g}" if isinstance(alpha, int | float)
+             else f"asymmetric learning rates whose asymmetry tau = alpha+/(alpha+ + alpha-) was {_spread(alpha)}")
+    return [
+        f"Value predictors were trained on the conditioning task {task['name']}: trials of {schedule['duration']:g} s "
+        f"in steps of {schedule['dt']:g} s, cues coded as a complete serial compound, {len(types)} trial type(s) "
+        f"({'; '.join(_trial_type(i, t) for i, t in enumerate(types))}).",
+        f"The model {model['name']} ({model.get('algo', model.get('engine', ''))}) had {hyper.get('predictors', '?')} "
+        f"predictors learning by TD(lambda) with {rates}; discount gamma (per second) {_spread(hyper.get('gamma'))}; "
+        f"trace decay lambda (per second) {_spread(hyper.get('lambda'))}.",
+    ]
+
+
 def methods_paragraph(config: dict, seeds: list[int], versions: Iterable[dict]) -> str:
     """Plain text; `config` is an experiment's frozen config, `versions` its runs' `versions`."""
     task, model, budget = config["task"], config["model"], config["budget"]
-    env = task.get("env", {})
-    wrappers = [w["name"] + (f" ({_pairs(w['kwargs'])})" if w.get("kwargs") else "") for w in env.get("wrappers", [])]
-    parts = [
-        f"Agents were trained on the task {task['name']} "
-        f"(environment {env.get('id') or env.get('entry_point')} with {_pairs(env.get('kwargs', {}))}; "
-        f"wrappers: {', '.join(wrappers) or 'none'}"
-        + (f"; episodes of {env['trials_per_episode']} trials" if env.get("trials_per_episode") else "")
-        + ").",
-        f"The model {model['name']} ({model.get('algo', model.get('engine', ''))}, policy {model.get('policy', 'n/a')}; "
-        f"policy settings: {_pairs(model.get('policy_kwargs', {}))}"
-        + (f"; {model['n_envs']} parallel environments" if model.get("n_envs") else "")
-        + f") was trained with hyper-parameters {_pairs(model.get('hyper', {}))}.",
-        f"Each run lasted {budget['steps']} agent steps, with a checkpoint every {budget['checkpoint_every']} steps, "
-        f"for {_seeds(sorted(seeds))}.",
-    ]
+    if task.get("family") == "conditioning":
+        parts = _conditioning_setup(task, model)
+    else:
+        parts = _neurogym_setup(task, model)
+    parts.append(f"Each run lasted {_budget(budget)}, for {_seeds(sorted(seeds))}.")
     if config.get("overrides"):
         parts.append(f"Settings changed from the catalog: {_pairs(config['overrides'])}.")
     protocols = task.get("protocols", {})
@@ -60,3 +102,19 @@ def methods_paragraph(config: dict, seeds: list[int], versions: Iterable[dict]) 
         parts.append(f"Checkpoints were evaluated under the protocols {described}.")
     parts.append(f"Software: {_versions(versions)}.")
     return " ".join(parts)
+
+
+def _neurogym_setup(task: dict, model: dict) -> list[str]:
+    env = task.get("env", {})
+    wrappers = [w["name"] + (f" ({_pairs(w['kwargs'])})" if w.get("kwargs") else "") for w in env.get("wrappers", [])]
+    return [
+        f"Agents were trained on the task {task['name']} "
+        f"(environment {env.get('id') or env.get('entry_point')} with {_pairs(env.get('kwargs', {}))}; "
+        f"wrappers: {', '.join(wrappers) or 'none'}"
+        + (f"; episodes of {env['trials_per_episode']} trials" if env.get("trials_per_episode") else "")
+        + ").",
+        f"The model {model['name']} ({model.get('algo', model.get('engine', ''))}, policy {model.get('policy', 'n/a')}; "
+        f"policy settings: {_pairs(model.get('policy_kwargs', {}))}"
+        + (f"; {model['n_envs']} parallel environments" if model.get("n_envs") else "")
+        + f") was trained with hyper-parameters {_pairs(model.get('hyper', {}))}.",
+    ]

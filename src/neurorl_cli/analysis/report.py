@@ -8,6 +8,7 @@ reaction-time curves use the stored trials of each seed's best checkpoint.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..atomic import write_text
 from ..errors import UserError
 from ..registry import queries
 from ..registry.models import Artifact, Checkpoint
-from . import checkpoints, html, methods, panels, psychometric, training
+from . import checkpoints, conditioning, html, methods, panels, psychometric, training
 from .figures import FigureFiles
 from .stats import bootstrap_ci
 
@@ -63,15 +64,17 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
     written: list[Path] = []
     title = f"{label}: {exp.task} / {exp.model}" + (f" (run {runs[0].id}, seed {runs[0].seed})" if is_run else "")
 
+    family = family_of(config)
     sections = [html.Section("Methods").text(methods.methods_paragraph(config, [r.seed for r in runs], [r.versions for r in runs]))]
 
     train = html.Section("Training")
-    metrics = registry.metrics(run_ids, key=training.TRAINING_KEY)
+    key = family.training_key
+    metrics = registry.metrics(run_ids, key=key)
     if len(metrics):
-        files = training.training_curve(metrics, out)
-        _add_figure(train, files, f"{training.TRAINING_KEY} during training: seeds (thin), mean and 95% bootstrap interval over seeds.", written)
+        files = training.training_curve(metrics, out, key=key, xlabel=family.x_label)
+        _add_figure(train, files, f"{key} during training: seeds (thin), mean and 95% bootstrap interval over seeds.", written)
     else:
-        train.notice(f"No {training.TRAINING_KEY} has been logged for these runs yet.")
+        train.notice(f"No {key} has been logged for these runs yet.")
     sections.append(train)
 
     evals = registry.evaluations(run_ids, protocol)
@@ -80,7 +83,8 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
             html.Section("Evaluation").notice("No checkpoint has been evaluated yet; evaluate them with", f"neurorl eval {shlex.quote(ref)} --all-checkpoints")
         )
     for name in sorted(evals["protocol"].unique()) if len(evals) else []:
-        sections.extend(_protocol_sections(registry, config, runs, evals, name, out, written))
+        sections.extend(family.protocol_sections(registry, config, runs, evals, name, out, written))
+    sections.extend(family.run_sections(config, runs, out, written))
 
     page = html.page(title, sections, footer=f"neurorl report; experiment {exp.config_hash}")
     index = out / "index.html"
@@ -104,6 +108,54 @@ def _protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFra
     if config["task"].get("kind") == "decision":
         sections.append(_decision_section(registry, run_ids, name, out, written))
     return sections
+
+
+def _conditioning_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """Checkpoint scores and the best checkpoints; predictors take no actions, so no trial panels."""
+    section = html.Section(f"Evaluation: protocol {name}")
+    _add_figure(section, checkpoints.checkpoint_curve(evals, out, name), f"Score of every evaluated checkpoint under {name}, per seed and mean.", written)
+    best = registry.best_evaluations([r.id for r in runs], name)
+    return [section.text("Best checkpoint of each seed:").table(checkpoints.best_table(best))]
+
+
+def _conditioning_run_sections(config: dict, runs, out: Path, written: list[Path]) -> list[html.Section]:
+    """The first seed's predictors: value at each cue, TD errors over trials, and an animation."""
+    run = runs[0]
+    section = html.Section(f"Predictors of seed {run.seed} (run {run.id})")
+    try:
+        sim = conditioning.load_simulation(run.run_dir)
+    except FileNotFoundError:
+        return [section.notice(f"Run {run.id} has no simulation yet (status {run.status}): it is written when the run completes.")]
+    declared = config["task"].get("schedule", {}).get("trial_types", [])
+    names = {i: f" ({t['name']})" for i, t in enumerate(declared) if t.get("name")}
+    drawn = sorted({int(t) for t in sim["types"]})
+    gamma_groups = len(conditioning.param_groups(sim["gamma"]))
+    panel_by = "gamma" if 1 < gamma_groups <= conditioning.MAX_PANELS else None
+    n, n_trials = sim["V"].shape[0], sim["V"].shape[1]
+    picks = conditioning.predictors_by_tau(sim, 3)
+    for i in drawn:
+        cue = conditioning.cue_time(sim, i)
+        label = f"trial type {i}{names.get(i, '')} ({int((sim['types'] == i).sum())} of {n_trials} trials)"
+        files = conditioning.value_at_time(sim, i, cue, "tau", panel_by, out, f"value_at_cue_type{i}")
+        split = f", one panel per gamma (values within {conditioning.PANEL_TOLERANCE} together)" if panel_by else ""
+        _add_figure(section, files, f"Value at the cue ({cue:g} s) over the trials of {label}: {n} predictors coloured by their asymmetry tau{split}.", written)
+        files = conditioning.td_heatmaps(sim, i, picks, out, f"td_heatmaps_type{i}")
+        _add_figure(section, files, f"TD error over the trials of {label} and time within the trial, for the predictors of lowest, middle and highest tau.", written)
+    gif = conditioning.value_animation(sim, drawn[0], out / "value_animation.gif", title=f"run {run.id}")
+    shown = len(conditioning.animation_trials(sim, drawn[0]))
+    section.figure(gif, f"V(t) of every predictor (coloured by tau), reward r(t) and TD error, one frame per trial of trial type {drawn[0]} ({shown} frames).", links=[gif])
+    written.append(gif)
+    return [section]
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a report shows for one task family."""
+
+    training_key: str
+    x_label: str
+    protocol_sections: Callable  # (registry, config, runs, evals, protocol, out, written) -> sections
+    run_sections: Callable  # (config, runs, out, written) -> sections of stored run files
 
 
 def _panel_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
@@ -151,6 +203,16 @@ def _decision_section(registry: Registry, run_ids: list[int], name: str, out: Pa
     return section
 
 
+FAMILIES = {
+    "neurogym": Family(training.TRAINING_KEY, "agent steps", _protocol_sections, lambda *args: []),
+    "conditioning": Family(conditioning.TRAINING_KEY, "trials", _conditioning_protocol_sections, _conditioning_run_sections),
+}
+
+
+def family_of(config: dict) -> Family:
+    return FAMILIES[config["task"].get("family", "neurogym")]
+
+
 def task_report(registry: Registry, task: str, out: Path | None = None, protocol: str | None = None) -> Report:
     """All experiments of one task: one training curve per experiment on shared axes."""
     experiments = registry.experiments(task=task)
@@ -159,11 +221,13 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
     out = Path(out) if out else default_out(f"task-{task}")
     written: list[Path] = []
     metrics, rows, paragraphs = [], [], html.Section("Methods")
+    family = family_of(experiments["config"].iloc[0])  # a task has one family
+    key = family.training_key
     for exp in experiments.itertuples():
         label = f"{exp.model} ({exp.name or exp.config_hash[:12]})"
         run_ids = registry.run_ids(int(exp.experiment_id))
         runs = registry.runs(run_ids)
-        metrics.append(registry.metrics(run_ids, key=training.TRAINING_KEY).assign(label=label))
+        metrics.append(registry.metrics(run_ids, key=key).assign(label=label))
         paragraphs.text(f"{label}: " + methods.methods_paragraph(exp.config, list(runs["seed"]), list(runs["versions"])))
         best = registry.best_evaluations(run_ids, protocol)
         for proto, group in best.groupby("protocol"):
@@ -174,8 +238,8 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
     compare = html.Section("Training")
     metrics = pd.concat(metrics)
     if len(metrics):
-        files = training.comparison_curve(metrics, out)
-        _add_figure(compare, files, f"{training.TRAINING_KEY} during training: mean and 95% bootstrap interval over seeds, per experiment.", written)
+        files = training.comparison_curve(metrics, out, key=key, xlabel=family.x_label)
+        _add_figure(compare, files, f"{key} during training: mean and 95% bootstrap interval over seeds, per experiment.", written)
     else:
         compare.notice("No training metrics logged yet.")
     scores = html.Section("Best checkpoints").table(pd.DataFrame(rows))
@@ -187,7 +251,7 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
 
 def record_artifacts(registry: Registry, report: Report, query: str) -> None:
     """One artifact row per file written (the files exist: each was renamed into place)."""
-    kinds = {".html": "report-html", ".png": "figure-png", ".svg": "figure-svg", ".csv": "figure-csv"}
+    kinds = {".html": "report-html", ".png": "figure-png", ".svg": "figure-svg", ".csv": "figure-csv", ".gif": "gif"}
     with registry.session() as session:
         for path in report.files:
             session.add(Artifact(

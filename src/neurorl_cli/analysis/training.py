@@ -29,7 +29,8 @@ def over_seeds(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 @styled
-def training_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY, stem: str = "training_curve") -> FigureFiles:
+def training_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY, stem: str = "training_curve",
+                   xlabel: str = "agent steps") -> FigureFiles:
     """`metrics` as from `api.Registry.metrics` (columns run_id, seed, attempt, key, step, value)."""
     data = latest_attempt(metrics[metrics["key"] == key])
     summary = over_seeds(data)
@@ -39,7 +40,7 @@ def training_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY
         ax.plot(group["step"], group["value"], lw=0.7, alpha=0.6, color=seed_color(i), label=f"seed {seed}")
     ax.fill_between(summary["step"], summary["ci_low"], summary["ci_high"], color="k", alpha=0.15, lw=0, label="95% CI (seeds)")
     ax.plot(summary["step"], summary["mean"], color="k", lw=1.8, label="mean")
-    ax.set_xlabel("agent steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(key)
     ax.legend(fontsize="small", frameon=False)
     per_seed = data.pivot_table(index="step", columns="seed", values="value").add_prefix("seed_").reset_index()
@@ -47,7 +48,8 @@ def training_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY
 
 
 @styled
-def comparison_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY, stem: str = "comparison") -> FigureFiles:
+def comparison_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY, stem: str = "comparison",
+                     xlabel: str = "agent steps") -> FigureFiles:
     """One mean curve with its seed interval per experiment, on shared axes.
 
     `metrics` needs a `label` column naming each row's experiment (e.g. model and name).
@@ -62,7 +64,7 @@ def comparison_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_K
         ax.fill_between(summary["step"], summary["ci_low"], summary["ci_high"], color=color, alpha=0.2, lw=0)
         ax.plot(summary["step"], summary["mean"], color=color, lw=1.6, label=f"{label} (n={group['seed'].nunique()})")
         parts.append(summary.assign(label=label))
-    ax.set_xlabel("agent steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(key)
     ax.legend(fontsize="small", frameon=False)
     columns = ["label", "step", "mean", "ci_low", "ci_high", "n_seeds"]

@@ -335,8 +335,26 @@ class DistributionalTDBackend:
 
         atomic.write_with(Path(run.run_dir) / SIMULATION, write, suffix=".npz")
 
+    def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
+        """A snapshot's weights, frozen, on the protocol's own fresh trials: how well they predict."""
+        device = resolve_device(device)
+        snap = load_snapshot(checkpoint)
+        schedule = Schedule.model_validate(config["task"]["schedule"])
+        trials = build(schedule, int(protocol["trials"]), int(protocol["seed"]), device=device)
+        frozen = {k: torch.as_tensor(snap[k]) for k in PARAM_KEYS}
+        frozen["alpha_plus"] = torch.zeros_like(frozen["alpha_plus"])  # no learning while measured
+        frozen["alpha_minus"] = torch.zeros_like(frozen["alpha_minus"])
+        w0 = torch.as_tensor(snap["w"], device=device, dtype=trials.x.dtype)
+        V, deltas, _ = simulate(trials, frozen, schedule.dt, w0=w0)
+        measured = chunk_metrics(V, deltas, trials.types, trials.cue_index, nominal_reward_index(schedule))
+        metrics = {k.removeprefix("perf/"): v for k, v in measured.items()}
+        metrics["trials"] = int(protocol["trials"])
+        return metrics, []  # no per-trial choices to store: the model takes no actions
+
     def load_policy(self, config: dict, checkpoint: Path, device: str):
-        raise NotImplementedError(
-            "distributional-td predicts values and takes no actions; read its checkpoints with "
-            "neurorl_cli.backends.distributional_td.load_snapshot"
+        from ..errors import UserError
+
+        raise UserError(
+            "distributional-td predicts values and takes no actions: `neurorl watch` shows its "
+            "value/TD-error animation instead, and load_snapshot reads its checkpoints"
         )

@@ -10,19 +10,25 @@ import typer
 from ..errors import UserError, WorkFailed
 from .app import out
 
+NEUROGYM_TRIALS = 5
+MAX_FRAMES = 100  # analysis.conditioning.MAX_FRAMES; not imported so `--help` stays fast
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def watch(
         ref: str = typer.Argument(..., help="Run: id or hash prefix."),
         checkpoint: str = typer.Option("best", "--checkpoint", help="best (needs an evaluation), latest, or a step."),
-        gif: Path = typer.Option(None, "--gif", help="Write an animated GIF here (default watch-run<ID>-step<STEP>.gif)."),
+        gif: Path = typer.Option(None, "--gif", help="Write an animated GIF here (default watch-run<ID>-step<STEP>.gif; conditioning: watch-run<ID>-type<T>.gif)."),
         live: bool = typer.Option(False, "--live", help="Animate in a window (needs a display)."),
-        trials: int = typer.Option(5, "--trials", min=1, max=200, help="How many trials to show."),
+        trials: int = typer.Option(None, "--trials", min=1, max=200, help=f"How many trials to show (default {NEUROGYM_TRIALS}; conditioning runs: at most this many frames, default {MAX_FRAMES})."),
+        trial_type: int = typer.Option(0, "--trial-type", min=0, help="Conditioning runs: the trial type to animate."),
         protocol: str = typer.Option(None, "--protocol", help="Protocol that picks the best checkpoint and sets the environment."),
         seed: int = typer.Option(None, "--seed", help="Environment seed (default: the protocol's)."),
     ) -> None:
-        """Run a checkpoint (recurrent state carried) and show what it sees and does."""
+        """Run a checkpoint (recurrent state carried) and show what it sees and does.
+
+        For a conditioning run: its predictors' values, rewards and TD errors, trial by trial."""
         from .. import api
         from ..analysis import panels, watch as watching
         from ..analysis.report import protocol_env
@@ -38,6 +44,10 @@ def register(app: typer.Typer) -> None:
         with registry.session() as session:
             run = queries.run(session, ref)
             config = session.get_one(Experiment, run.experiment_id).config
+        if config["task"].get("family") == "conditioning":
+            return _watch_conditioning(registry, run, ref, gif, live, trials, trial_type)
+        trials = trials or NEUROGYM_TRIALS
+        with registry.session() as session:
             protocols = list(config["task"].get("protocols", {}))
             if protocol is not None and protocol not in protocols:
                 raise UserError(f"--protocol {protocol}: the task has protocols {', '.join(protocols) or 'none'}")
@@ -65,3 +75,31 @@ def register(app: typer.Typer) -> None:
             out.print(str(target))
         if live:
             watching.show_live(records, names, title, duration)
+
+
+def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, trials: int | None, trial_type: int) -> None:
+    """The run's predictors over its trials of one type, from its stored simulation (no checkpoint is run)."""
+    from ..analysis import conditioning, watch as watching
+    from ..registry.models import Artifact
+
+    try:
+        sim = conditioning.load_simulation(run.run_dir)
+    except FileNotFoundError:
+        raise UserError(f"run {run.id} has no simulation yet (status {run.status}): it is written when the run completes") from None
+    max_frames = trials or MAX_FRAMES
+    title = f"run {run.id} (seed {run.seed})"
+    try:
+        conditioning.animation_trials(sim, trial_type, None, max_frames)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if gif is not None or not live:
+        target = gif or Path(f"watch-run{run.id}-type{trial_type}.gif")
+        conditioning.value_animation(sim, trial_type, target, max_frames=max_frames, title=title)
+        words = ["neurorl", "watch", ref, "--trial-type", str(trial_type), "--gif", str(target)]
+        words += ["--trials", str(trials)] if trials is not None else []
+        with registry.session() as session:
+            session.add(Artifact(kind="gif", path=str(target.resolve()), query=shlex.join(words), experiment_id=run.experiment_id, run_id=run.id))
+            session.commit()
+        out.print(str(target))
+    if live:
+        conditioning.show_animation_live(sim, trial_type, max_frames=max_frames, title=title)
