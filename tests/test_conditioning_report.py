@@ -55,6 +55,7 @@ def _written(files) -> pd.DataFrame:
 
 
 def test_load_simulation_of_an_unfinished_run_says_so(tmp_path):
+    assert conditioning.SIMULATION == SIMULATION
     with pytest.raises(FileNotFoundError):
         conditioning.load_simulation(tmp_path)
 
@@ -119,7 +120,7 @@ def test_value_animation_is_a_gif_with_a_frame_per_trial(sim, tmp_path):
 def test_cli_train_report_watch(tmp_path):
     """`neurorl train` a conditioning task, then report (experiment and task) and watch."""
     home = tmp_path / "home"
-    cli("train", "conditioning-fixed", "distributional-td", "--trials", "40", "--checkpoint-every", "20", home=home, check=True)
+    cli("train", "conditioning-fixed", "distributional-td", "--trials", "20", "--checkpoint-every", "10", home=home, check=True)
     out = tmp_path / "report"
     cli("report", "1", "--out", str(out), home=home, check=True)
     page = (out / "index.html").read_text()
@@ -127,9 +128,9 @@ def test_cli_train_report_watch(tmp_path):
     assert "20 predictors" in page and "No checkpoint has been evaluated yet" in page
     for stem in ("training_curve", "value_at_cue_type0", "td_heatmaps_type0"):
         assert all((out / f"{stem}.{ext}").is_file() for ext in ("png", "svg", "csv"))
-    assert len(iio.imread(out / "value_animation.gif", index=None)) == 40
+    assert len(iio.imread(out / "value_animation.gif", index=None)) == 20
     training = pd.read_csv(out / "training_curve.csv")
-    assert list(training["step"]) == [20, 40]
+    assert list(training["step"]) == [10, 20]
 
     cli("report", "--task", "conditioning-fixed", "--out", str(tmp_path / "task"), home=home, check=True)
     assert "perf/cue_value_mean" in (tmp_path / "task" / "index.html").read_text()

@@ -78,6 +78,10 @@ class RunLog:
         self._emit({"type": "checkpoint", "step": int(step), "path": rel, "sha256": atomic.sha256(target)})
         return target
 
+    def artifact(self, kind: str, rel_path: str) -> None:
+        """Announce a file the worker wrote (already renamed into place) for the registry."""
+        self._emit({"type": "artifact", "kind": kind, "path": rel_path})
+
     def finish(self, status: str, error: str | None = None) -> None:
         self._stop.set()
         self.status(status, error=error, step=self.step)

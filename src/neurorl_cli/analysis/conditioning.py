@@ -17,6 +17,8 @@ import pandas as pd
 from .figures import STYLE, FigureFiles, new_figure, save, styled
 
 TRAINING_KEY = "perf/cue_value_mean"
+# The name backends.distributional_td writes (tested equal); not imported, since that imports torch.
+SIMULATION = "simulation.npz"
 PARAMS = ("tau", "gamma", "lambda")  # what predictors can be coloured or grouped by
 LINE_CMAP = "jet"  # drl_sim's colouring of predictors
 IMAGE_CMAP = "viridis"
@@ -30,8 +32,6 @@ def load_simulation(run_dir: Path) -> dict:
     """The arrays of `<run_dir>/simulation.npz` as a dict of numpy values.
 
     Raises FileNotFoundError when the run has not written one (it is written when it completes)."""
-    from ..backends.distributional_td import SIMULATION
-
     path = Path(run_dir) / SIMULATION
     if not path.is_file():
         raise FileNotFoundError(path)

@@ -334,6 +334,7 @@ class DistributionalTDBackend:
                 np.savez_compressed(fh, **arrays)
 
         atomic.write_with(Path(run.run_dir) / SIMULATION, write, suffix=".npz")
+        log.artifact("simulation", SIMULATION)
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
         """A snapshot's weights, frozen, on the protocol's own fresh trials: how well they predict."""

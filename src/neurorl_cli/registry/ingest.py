@@ -99,7 +99,7 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
         lines, new_offset = _read_new(path, offset)
         if not lines:
             return
-        metrics, checkpoints, run_update = [], [], {}
+        metrics, checkpoints, artifacts, run_update = [], [], [], {}
         for number, raw in enumerate(lines):
             try:
                 event = json.loads(raw)
@@ -116,6 +116,9 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                     run_update["steps_done"] = max(run_update.get("steps_done", 0), step)
             elif kind == "checkpoint":
                 checkpoints.append((run_id, ev_attempt, event["step"], event["path"], event["sha256"], _ts(event["t"])))
+            elif kind == "artifact":
+                query = f"written by run {run_id} attempt {ev_attempt} while training"
+                artifacts.append((event["kind"], str(path.parent / event["path"]), query, run_id, _ts(event["t"])))
             elif ev_attempt != attempt:
                 continue  # status and heartbeats of an older attempt no longer speak for the run
             elif kind == "heartbeat":
@@ -144,6 +147,12 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                 "INSERT OR IGNORE INTO checkpoint (run_id, attempt, step, path, sha256, created) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 checkpoints,
+            )
+        if artifacts:
+            conn.exec_driver_sql(
+                "INSERT INTO artifact (kind, path, query, experiment_id, run_id, created) "
+                "SELECT ?, ?, ?, experiment_id, ?, ? FROM run WHERE id = ?",
+                [(*a, a[3]) for a in artifacts],
             )
         sets, values = ["log_offset = ?"], [new_offset]
         for key, value in run_update.items():
