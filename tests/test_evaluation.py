@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 from neurorl_cli.evaluation import rollout
 from neurorl_cli.home import find_home
 from neurorl_cli.registry import db
-from neurorl_cli.registry.models import Checkpoint, Evaluation, Experiment, Run
+from neurorl_cli.registry.models import Checkpoint, Evaluation, Run
 
 from .conftest import cli
 

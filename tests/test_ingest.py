@@ -6,7 +6,7 @@ import json
 import multiprocessing as mp
 import time
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from neurorl_cli.home import find_home
 from neurorl_cli.registry import db

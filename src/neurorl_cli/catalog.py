@@ -51,8 +51,10 @@ class EnvSpec(_Spec):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     wrappers: list[WrapperSpec] = Field(default_factory=list)
     # NeuroGym tasks never end an episode themselves. Each episode end costs sb3-contrib's
-    # RecurrentPPO a slow step-by-step pass over the rollouts that contain it, so keep them rare.
-    trials_per_episode: int = Field(1000, gt=0)
+    # RecurrentPPO a slow step-by-step pass over the rollouts that contain it, but in our runs
+    # (perceptual-decision-making, 100k steps) 100-trial episodes learned in 5 of 5 seeds and
+    # 1000-trial episodes in 3 of 5.
+    trials_per_episode: int = Field(100, gt=0)
 
     @field_validator("wrappers", mode="before")
     @classmethod

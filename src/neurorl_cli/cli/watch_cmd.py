@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from ..evaluation import verify_checkpoint
         from ..registry import queries
         from .common import registry as open_registry
-        from ..registry.models import Artifact, Experiment
+        from ..registry.models import Experiment
 
         if live and not watching.has_display():
             raise UserError("no display here (neither DISPLAY nor WAYLAND_DISPLAY is set): use --gif FILE")
@@ -69,18 +69,25 @@ def register(app: typer.Typer) -> None:
             words = ["neurorl", "watch", ref, "--checkpoint", checkpoint, "--trials", str(trials), "--gif", str(target)]
             words += ["--protocol", protocol] if protocol else []
             words += ["--seed", str(seed)] if seed is not None else []
-            with registry.session() as session:
-                session.add(Artifact(kind="gif", path=str(target.resolve()), query=shlex.join(words), experiment_id=run.experiment_id, run_id=run.id))
-                session.commit()
-            out.print(str(target))
+            _record_gif(registry, run, target, words)
         if live:
             watching.show_live(records, names, title, duration)
 
 
+def _record_gif(registry, run, target: Path, words: list[str]) -> None:
+    """The GIF as an artifact of its run, with the command that made it; then its path."""
+    from ..registry.models import Artifact
+
+    with registry.session() as session:
+        session.add(Artifact(kind="gif", path=str(target.resolve()), query=shlex.join(words),
+                             experiment_id=run.experiment_id, run_id=run.id))
+        session.commit()
+    out.print(str(target))
+
+
 def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, trials: int | None, trial_type: int) -> None:
     """The run's predictors over its trials of one type, from its stored simulation (no checkpoint is run)."""
-    from ..analysis import conditioning, watch as watching
-    from ..registry.models import Artifact
+    from ..analysis import conditioning
 
     try:
         sim = conditioning.load_simulation(run.run_dir)
@@ -97,9 +104,6 @@ def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, t
         conditioning.value_animation(sim, trial_type, target, max_frames=max_frames, title=title)
         words = ["neurorl", "watch", ref, "--trial-type", str(trial_type), "--gif", str(target)]
         words += ["--trials", str(trials)] if trials is not None else []
-        with registry.session() as session:
-            session.add(Artifact(kind="gif", path=str(target.resolve()), query=shlex.join(words), experiment_id=run.experiment_id, run_id=run.id))
-            session.commit()
-        out.print(str(target))
+        _record_gif(registry, run, target, words)
     if live:
         conditioning.show_animation_live(sim, trial_type, max_frames=max_frames, title=title)
