@@ -316,30 +316,33 @@ def _library_defaults(section: str, sub: str, spec: dict) -> dict[str, Any]:
     return {}
 
 
+def _parent(spec: dict, path: list[str], create: bool = False) -> dict | None:
+    """The table holding the last key of a dotted path (made on the way when `create`)."""
+    node: Any = spec
+    for part in path[:-1]:
+        if not isinstance(node, dict):
+            return None
+        node = node.setdefault(part, {}) if create else node.get(part)
+    return node if isinstance(node, dict) else None
+
+
 def apply_override(section_specs: dict[str, dict], key: str, value: Any) -> None:
     section, _, rest = key.partition(".")
     if section not in _SHORTCUTS or not rest:
         raise UserError(f"--set {key}: keys start with 'task.' or 'model.' (e.g. model.learning_rate=1e-3)")
-    spec = section_specs[section]
+    spec, name = section_specs[section], rest.split(".")[-1]
     for prefix in _SHORTCUTS[section]:
-        path = (prefix + rest).split(".")
-        node = spec
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and path[-1] in node:
-            node[path[-1]] = _check_type(key, node[path[-1]], value)
+        node = _parent(spec, (prefix + rest).split("."))
+        if node is not None and name in node:
+            node[name] = _check_type(key, node[name], value)
             return
     # Not in the spec: accept keys the library itself takes, typed by its default.
-    for prefix in _SHORTCUTS[section]:
-        if not prefix:
-            continue
+    head = rest.split(".")[0]
+    for prefix in _SHORTCUTS[section][1:]:
         defaults = _library_defaults(section, prefix, spec)
-        head = rest.split(".")[0]
         if head in defaults:
-            node = spec
-            for part in (prefix + rest).split(".")[:-1]:
-                node = node.setdefault(part, {})
-            node[rest.split(".")[-1]] = _check_type(key, defaults[head], value) if "." not in rest else value
+            node = _parent(spec, (prefix + rest).split("."), create=True)
+            node[name] = _check_type(key, defaults[head], value) if head == name else value
             return
     raise UserError(f"--set {key}: no such setting in the {section} spec '{spec['name']}'; see `neurorl {section}s --json`")
 

@@ -27,9 +27,9 @@ def register(app: typer.Typer) -> None:
     ):
         """The task catalog: budgets, evaluation protocols and the models that fit."""
         from .app import out
-        from .common import home
+        from ..home import find_home
 
-        h = home()
+        h = find_home()
         models = [catalog.load_model(n, h) for n in catalog.model_names(h)]
         rows = []
         for name in catalog.task_names(h):
@@ -64,9 +64,9 @@ def register(app: typer.Typer) -> None:
     def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable listing.")):
         """The model catalog: engine, algorithm, hyper-parameters."""
         from .app import out
-        from .common import home
+        from ..home import find_home
 
-        h = home()
+        h = find_home()
         specs = [catalog.load_model(n, h) for n in catalog.model_names(h)]
         if as_json:
             print_json([s.model_dump() for s in specs])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..home import Home, find_home
+from ..home import find_home
 
 
 def registry(ingest_logs: bool = True):
@@ -28,7 +28,3 @@ def _warn(msg: str) -> None:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str, sort_keys=True))
-
-
-def home() -> Home:
-    return find_home()

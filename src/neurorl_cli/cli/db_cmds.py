@@ -14,9 +14,10 @@ def status(as_json: bool = typer.Option(False, "--json")):
     """Which registry is used, its schema revision and pending revisions (reads only)."""
     from ..registry.db import schema_state
     from .app import out
-    from .common import home, print_json
+    from ..home import find_home
+    from .common import print_json
 
-    h = home()
+    h = find_home()
     state = schema_state(h.registry)
     info = {
         "home": str(h.root), "chosen_by": h.how, "registry": str(h.registry), "exists": h.registry.exists(),
@@ -48,12 +49,12 @@ def status(as_json: bool = typer.Option(False, "--json")):
 @db_app.command()
 def upgrade():
     """Apply pending schema revisions now (after a backup)."""
-    from ..registry.db import upgrade as do_upgrade, _ensure_writable
+    from ..registry.db import ensure_writable, upgrade as do_upgrade
     from .app import out
-    from .common import home
+    from ..home import find_home
 
-    h = home()
-    _ensure_writable(h)
+    h = find_home()
+    ensure_writable(h)
     applied = do_upgrade(h)
     out.print(f"applied {', '.join(applied)}" if applied else "registry is up to date")
 
@@ -64,9 +65,9 @@ def backup(file: Path = typer.Argument(..., help="Where to write the copy (must 
     from ..errors import UserError
     from ..registry.db import backup as do_backup
     from .app import out
-    from .common import home
+    from ..home import find_home
 
-    h = home()
+    h = find_home()
     if not h.registry.exists():
         raise UserError(f"no registry at {h.registry} yet: nothing to back up")
     out.print(f"wrote {do_backup(h.registry, file)}")

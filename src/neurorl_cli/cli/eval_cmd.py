@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
             raise UserError("--trials must be positive")
         _, engine = registry()
         if all_checkpoints:
-            from ..checkpoint_eval import evaluate_all
+            from ..evaluation import evaluate_all
 
             failures = evaluate_all(engine, ref, protocol, trials, device)
             if failures:

@@ -104,7 +104,8 @@ class LocalDispatcher:
                             run_dir = next(r.run_dir for r in runs if r.id == rid)
                             why = _tail(Path(run_dir) / WORKER_LOG) or f"worker exited with code {proc.returncode}"
                             finish_unfinished(self.engine, [rid], "failed", why[-2000:])
-                    self._show(progress, bars, ingest(self.engine, ids) if exited else state)
+                            state[rid].status = "failed"
+                    self._show(progress, bars, state)
         except KeyboardInterrupt:
             for proc in active.values():
                 proc.send_signal(signal.SIGTERM)

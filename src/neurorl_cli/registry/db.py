@@ -73,7 +73,7 @@ def schema_state(path: Path) -> SchemaState:
     return SchemaState(current=current_revision(path), head=known[-1], known=known)
 
 
-def _ensure_writable(home: Home) -> None:
+def ensure_writable(home: Home) -> None:
     try:
         home.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -159,7 +159,7 @@ _ENGINES: dict[Path, Engine] = {}
 def open_registry(home: Home | None = None) -> Engine:
     """The registry's engine, upgraded to the newest schema (created when missing)."""
     home = home or find_home()
-    _ensure_writable(home)
+    ensure_writable(home)
     upgrade(home)
     if home.registry not in _ENGINES:
         _ENGINES[home.registry] = _engine(home.registry)
