@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-slurm bench bench-faults clean
 
 install: $(STAMP)
 
@@ -29,10 +29,23 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q --durations=15 tests
 
+# A one-node Slurm cluster on this machine (root; apt-get install slurm-wlm munge), then real
+# sbatch arrays, scancel and requeue through `--launcher slurm`. The requeue test waits out
+# Slurm's delay before a requeued job may start again (about 2 minutes).
+test-slurm: install
+	NEURORL_TEST_SLURM=1 $(BIN)/python -m pytest -q --durations=5 tests/test_launch_slurm.py
+
+# Crash-detection latency, most concurrent registry writers, ingest lag with 64 workers.
+bench-faults: install
+	$(BIN)/python bench/faults.py
+
 bench: install
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/learning.py
+	$(BIN)/python bench/metarl.py speed
+	$(BIN)/python bench/metarl.py harlow
+	$(BIN)/python bench/metarl.py two-step
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -10,17 +10,33 @@ from neurorl_cli.errors import UserError
 
 def test_every_shipped_spec_loads_and_every_pair_fits():
     tasks = catalog.task_names()
-    assert {"perceptual-decision-making", "go-no-go", "delay-match-sample", "context-decision-making"} <= set(tasks)
-    assert {"recurrent-ppo", "ppo", "a2c"} <= set(catalog.model_names())
+    assert {"perceptual-decision-making", "go-no-go", "delay-match-sample", "context-decision-making", "harlow", "two-step"} <= set(tasks)
+    models = catalog.model_names()
+    assert {"recurrent-ppo", "ppo", "a2c", "meta-a2c-lstm", "distributional-td"} <= set(models)
+    fits = {  # task family -> the models that train on it
+        "neurogym": {"recurrent-ppo", "ppo", "a2c", "meta-a2c-lstm"},
+        "meta-rl": {"recurrent-ppo", "meta-a2c-lstm"},
+        "conditioning": {"distributional-td"},
+    }
     for name in tasks:
         task = catalog.load_task(name)
-        for model in ("recurrent-ppo", "ppo", "a2c"):
+        for model in models:
             (config,) = catalog.resolve(task, catalog.load_model(model))
-            if task.family == "neurogym":
+            if model in fits[task.family]:
                 catalog.check_pair(config)
-            else:  # a schedule has no agent acting in it
-                with pytest.raises(UserError, match="trains on neurogym tasks"):
+            else:
+                with pytest.raises(UserError, match=f"is a {task.family} task"):
                     catalog.check_pair(config)
+
+
+def test_fields_added_later_keep_stored_hashes():
+    """Configs stored before `model_defaults`, `actions` and Protocol.actions existed hash the same."""
+    (config,) = catalog.resolve(catalog.load_task("conditioning-fixed"), catalog.load_model("distributional-td"))
+    assert "model_defaults" not in config["task"] and "actions" not in config["model"]
+    assert "actions" not in config["task"]["protocols"]["default"]
+    (config,) = catalog.resolve(catalog.load_task("two-step"), catalog.load_model("meta-a2c-lstm"))
+    assert config["task"]["protocols"]["test"]["actions"] == "sampled"
+    assert config["model"]["actions"] == ["discrete"]
 
 
 def test_tutorial_settings():

@@ -21,6 +21,17 @@ def test_wheel_carries_catalogs_and_migrations(tmp_path):
     assert "neurorl_cli/bundled/migrations/env.py" in names
     assert any(n.startswith("neurorl_cli/bundled/migrations/versions/0001_") for n in names)
     assert "neurorl_cli/cli/app.py" in names
+    assert {"neurorl_cli/nets/meta_lstm.py", "neurorl_cli/bundled/tasks/harlow.toml"} <= names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[gymnasium.envs]" in text and "neurorl = neurorl_cli.envs.gym_ids:register" in text
+
+
+def test_importing_gymnasium_registers_our_ids_without_torch():
+    code = ("import sys, gymnasium\n"
+            "assert 'neurorl/Harlow-v0' in gymnasium.registry and 'neurorl/TwoStep-v0' in gymnasium.registry\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_listing_does_not_import_torch():

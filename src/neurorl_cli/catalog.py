@@ -81,6 +81,9 @@ class Protocol(_Spec):
     mode: Literal["max", "min"] = "max"  # whether the best checkpoint has the highest or lowest
     seed: int = 100_000  # evaluation trials come from their own seed, apart from training seeds
     kwargs: dict[str, Any] = Field(default_factory=dict)  # env kwargs that differ from training
+    # greedy: the most probable action; sampled: drawn from the policy, for analyses of choice
+    # variability such as two-step stay probabilities.
+    actions: Literal["greedy", "sampled"] = "greedy"
 
 
 class _Task(_Spec):
@@ -88,6 +91,9 @@ class _Task(_Spec):
     description: str = ""
     budget: Budget
     protocols: dict[str, Protocol] = Field(default_factory=lambda: {"default": Protocol()})
+    # Settings a model should start from on this task, by model name (applied before --set),
+    # e.g. the reference's smaller learning rate for meta-a2c-lstm on two-step.
+    model_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class NeuroGymTask(_Task):
@@ -119,7 +125,22 @@ class ConditioningTask(_Task):
         return schedule
 
 
-TaskSpec = Annotated[NeuroGymTask | ConditioningTask, Field(discriminator="family")]
+class MetaRLTask(_Task):
+    """Harlow and two-step: batched torch environments of our own (envs/batched.py)."""
+
+    family: Literal["meta-rl"]
+    kind: Literal["harlow", "two-step"]
+    env: dict[str, Any] = Field(default_factory=dict)  # the environment's settings
+
+    @model_validator(mode="after")
+    def _valid_env(self):
+        from .envs import batched
+
+        batched.check(self.kind, self.env)
+        return self
+
+
+TaskSpec = Annotated[NeuroGymTask | ConditioningTask | MetaRLTask, Field(discriminator="family")]
 _TASK = TypeAdapter(TaskSpec)
 
 
@@ -144,9 +165,24 @@ class NativeModel(_Spec):
     name: str
     engine: Literal["native"]
     description: str = ""
-    algo: Literal["distributional-td"]
+    algo: Literal["distributional-td", "meta-a2c-lstm"]
     families: list[str]
+    actions: list[Literal["discrete", "box"]] | None = None  # action spaces it can act in; None: it takes no actions
     hyper: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid_hyper(self):
+        native_hyper(self.algo).model_validate(self.hyper)
+        return self
+
+
+def native_hyper(algo: str):
+    """The pydantic model of a native trainer's hyper-parameters."""
+    if algo == "meta-a2c-lstm":
+        from .backends.meta_a2c import Hyper
+    else:
+        from .backends.distributional_td import Hyper
+    return Hyper
 
 
 ModelSpec = Annotated[SB3Model | NativeModel, Field(discriminator="engine")]
@@ -157,8 +193,20 @@ _MODEL = TypeAdapter(ModelSpec)
 _DESCRIPTIVE = {"description"}
 
 
+# Fields added after configs were first stored, left out at their defaults so that those
+# configs (and their hashes) stay what they were.
+_ADDED = {"model_defaults": {}, "actions": None}
+_ADDED_TO_PROTOCOLS = {"actions": "greedy"}
+
+
 def _identity(spec: BaseModel) -> dict:
-    return {k: v for k, v in spec.model_dump(mode="json").items() if k not in _DESCRIPTIVE}
+    out = {k: v for k, v in spec.model_dump(mode="json").items()
+           if k not in _DESCRIPTIVE and not (k in _ADDED and v == _ADDED[k])}
+    for protocol in out.get("protocols", {}).values():
+        for key, default in _ADDED_TO_PROTOCOLS.items():
+            if protocol.get(key) == default:
+                del protocol[key]
+    return out
 
 
 # ----------------------------------------------------------------------------- loading
@@ -309,10 +357,16 @@ def _library_defaults(section: str, sub: str, spec: dict) -> dict[str, Any]:
         from .envs import neurogym_env
 
         return neurogym_env.constructor_defaults(spec["env"])
+    if section == "task" and sub == "env." and spec.get("family") == "meta-rl":
+        from .envs import batched
+
+        return batched.env_kwargs(spec["kind"])
     if section == "model" and sub == "hyper." and spec.get("engine") == "sb3":
         from .backends import sb3
 
         return sb3.constructor_defaults(spec["algo"])
+    if section == "model" and sub == "hyper." and spec.get("engine") == "native":
+        return {k: f.default for k, f in native_hyper(spec["algo"]).model_fields.items()}
     return {}
 
 
@@ -381,6 +435,8 @@ def resolve(
     configs = []
     for combo in itertools.product(*grid):
         specs = {"task": copy.deepcopy(_identity(task)), "model": copy.deepcopy(_identity(model))}
+        for key, value in specs["task"].get("model_defaults", {}).get(model.name, {}).items():
+            apply_override(specs, f"model.{key}", value)
         for key, value in combo:
             apply_override(specs, key, value)
         for section, adapter in (("task", _TASK), ("model", _MODEL)):
@@ -500,13 +556,16 @@ def pair_problem(config: dict) -> str | None:
     if task["family"] not in model["families"]:
         return (f"{model['name']} trains on {'/'.join(model['families'])} tasks, but {task['name']} is a "
                 f"{task['family']} task: choose another model (see `neurorl tasks`)")
-    if task["family"] != "neurogym":
+    if task["family"] == "neurogym":
+        obs_kind, act_kind, obs_space, act_space = _spaces(task["env"])
+    elif task["family"] == "meta-rl":
+        obs_kind, act_kind, obs_space, act_space = "vector", "discrete", "a vector", "Discrete(2)"
+    else:
         return None
-    obs_kind, act_kind, obs_space, act_space = _spaces(task["env"])
-    if obs_kind not in model["observations"]:
+    if obs_kind not in model.get("observations", [obs_kind]):
         return (f"{model['name']} takes {'/'.join(model['observations'])} observations, but {task['name']} "
                 f"gives {obs_kind} ({obs_space}): choose another model (see `neurorl tasks`)")
-    if act_kind not in model["actions"]:
+    if act_kind not in (model.get("actions") or [act_kind]):
         return (f"{model['name']} acts in {'/'.join(model['actions'])} spaces, but {task['name']} needs "
                 f"{act_kind} ({act_space}): choose another model (see `neurorl tasks`)")
     return None

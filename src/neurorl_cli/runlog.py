@@ -4,6 +4,9 @@ A worker never opens the registry. It appends one JSON event per line (a single 
 each, so a reader sees whole lines or a truncated last one) and writes checkpoints
 atomically, announcing each only after its rename. A background thread sends heartbeats
 that promise the next one; when a promise passes unkept, the CLI shows the run as crashed.
+
+A stop request (SIGTERM from scancel or preemption, Ctrl-C) sets `stop_requested`; a
+backend's training loop that consults it ends at its next step with a final checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ EVENTS = "events.jsonl"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 HEARTBEAT_EVERY = 10.0  # seconds between heartbeats
-HEARTBEAT_PROMISE = 30.0  # how far ahead each heartbeat promises the next
+PROMISE_FACTOR = 3.0  # each heartbeat promises the next within this many periods
+# Overrides the period (tests and benchmarks use short ones; a slow shared file system, long ones).
+HEARTBEAT_ENV = "NEURORL_HEARTBEAT_EVERY"
+
+
+def default_heartbeat_every() -> float:
+    value = os.environ.get(HEARTBEAT_ENV)
+    return float(value) if value else HEARTBEAT_EVERY
 
 
 def checkpoint_name(step: int) -> str:
@@ -32,15 +42,18 @@ def checkpoint_name(step: int) -> str:
 class RunLog:
     """Append-only event log of one run attempt."""
 
-    def __init__(self, run_dir: Path, attempt: int = 1, heartbeat_every: float = HEARTBEAT_EVERY):
+    def __init__(self, run_dir: Path, attempt: int = 1, heartbeat_every: float | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.attempt = attempt
         self.step = 0
         self._lock = threading.Lock()
         self._fd = os.open(self.run_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._heartbeat_every = heartbeat_every
+        self._heartbeat_every = default_heartbeat_every() if heartbeat_every is None else heartbeat_every
+        # A heartbeat period of 0 (no thread) still promises one default period ahead.
+        self._promise = PROMISE_FACTOR * (self._heartbeat_every or HEARTBEAT_EVERY)
         self._stop = threading.Event()
+        self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- events
@@ -53,7 +66,21 @@ class RunLog:
     def status(self, status: str, **fields) -> None:
         self._emit({"type": "status", "status": status, **fields})
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once the worker was asked to stop: end at the next step, after a final checkpoint."""
+        return self._stop_requested.is_set()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
     def started(self, device: str, versions: dict) -> None:
+        from .provenance import worker_side
+
+        try:
+            versions = {**worker_side(device), **versions}
+        except Exception as exc:  # noqa: BLE001  (provenance must never fail a run)
+            versions = {**versions, "provenance_error": repr(exc)[:500]}
         self.status("running", host=socket.gethostname(), pid=os.getpid(), device=device, versions=versions)
         self.heartbeat()
         if self._heartbeat_every > 0:
@@ -68,7 +95,7 @@ class RunLog:
             self._emit({"type": "metric", "step": int(step), "values": clean})
 
     def heartbeat(self) -> None:
-        self._emit({"type": "heartbeat", "step": self.step, "next": time.time() + HEARTBEAT_PROMISE})
+        self._emit({"type": "heartbeat", "step": self.step, "next": time.time() + self._promise})
 
     def checkpoint(self, step: int, save: Callable[[Path], None]) -> Path:
         """`save(tmp_path)` writes the file; it is renamed into place, then announced."""

@@ -110,13 +110,24 @@ def resume(engine: Engine, run_ref: str) -> Run:
     return run
 
 
-def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int | None) -> None:
-    """The run file is all a worker reads: the config, its seed and attempt, where to resume."""
+def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int | None,
+                    provenance: dict | None = None, launcher: str | None = None) -> None:
+    """The run file is all a worker reads: the config, its seed and attempt, where to resume.
+
+    `provenance` (what launched the runs: neurorl, git commit, container) starts each run's
+    `versions`; the worker's side is merged over it when its start is ingested."""
     with Session(engine) as session:
         for run in runs:
+            row = session.get(Run, run.id)
+            if provenance is not None:
+                row.versions = provenance
+            if launcher is not None:
+                row.launcher = run.launcher = launcher
+            row.job_id = run.job_id = None  # a new attempt gets a new job
+            session.add(row)
             exp = session.get(Experiment, run.experiment_id)
             last = session.exec(
-                select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step.desc())
+                select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.pruned == None).order_by(Checkpoint.step.desc())  # noqa: E711
             ).first()
             resume_from = None
             if run.attempt > 1 and last is not None:
@@ -127,6 +138,7 @@ def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int |
                 run_dir=run.run_dir, device=device, resume_from=resume_from, threads=threads,
             )
             write_run_file(Path(run.run_dir), spec.to_json())
+        session.commit()
 
 
 def cpu_threads(jobs: int) -> int | None:

@@ -16,10 +16,11 @@ import pandas as pd
 
 from ..api import Registry
 from ..atomic import write_text
+from ..catalog import budget_total
 from ..errors import UserError
 from ..registry import queries
 from ..registry.models import Artifact, Checkpoint
-from . import checkpoints, conditioning, html, methods, panels, psychometric, training
+from . import checkpoints, conditioning, html, metarl, methods, panels, psychometric, training
 from .figures import FigureFiles
 from .stats import bootstrap_ci
 
@@ -71,7 +72,7 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
     key = family.training_key
     metrics = registry.metrics(run_ids, key=key)
     if len(metrics):
-        files = training.training_curve(metrics, out, key=key, xlabel=family.x_label)
+        files = training.training_curve(metrics, out, key=key, xlabel=family.x_label or budget_total(config)[0])
         _add_figure(train, files, f"{key} during training: seeds (thin), mean and 95% bootstrap interval over seeds.", written)
     else:
         train.notice(f"No {key} has been logged for these runs yet.")
@@ -110,12 +111,59 @@ def _protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFra
     return sections
 
 
-def _conditioning_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
-    """Checkpoint scores and the best checkpoints; predictors take no actions, so no trial panels."""
+def _score_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """Checkpoint scores and the best checkpoints (conditioning predictors take no actions,
+    so they get nothing more)."""
     section = html.Section(f"Evaluation: protocol {name}")
     _add_figure(section, checkpoints.checkpoint_curve(evals, out, name), f"Score of every evaluated checkpoint under {name}, per seed and mean.", written)
     best = registry.best_evaluations([r.id for r in runs], name)
     return [section.text("Best checkpoint of each seed:").table(checkpoints.best_table(best))]
+
+
+def _metarl_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """Scores, then Harlow's accuracy by trial position or two-step's stay probabilities, and
+    the LSTM state of one episode of the best checkpoint."""
+    sections = _score_sections(registry, config, runs, evals, name, out, written)
+    best = registry.best_evaluations([r.id for r in runs], name)
+    section = html.Section(f"Behaviour ({name})")
+    kind = config["task"]["kind"]
+    stem = checkpoints.safe_name(name)
+    if kind == "harlow":
+        files = metarl.accuracy_over_training(evals, out, stem)
+        _add_figure(section, files, f"Accuracy at each trial position of the episode at every evaluated checkpoint (mean over seeds, {name}). Meta-learning shows as trial 1 at chance and trials 2-6 rising together.", written)
+        files = metarl.accuracy_by_position(best, out, stem)
+        _add_figure(section, files, "Best checkpoint of each seed: accuracy by trial position. Dashed: the best agent that sees no objects and only counts which side paid off (sides are balanced 3/3), computed exactly.", written)
+    else:
+        files = metarl.stay_probabilities(best, out, stem)
+        index = best["model_based_index"].mean()
+        _add_figure(section, files, f"Probability of repeating the first-stage choice after rewarded / unrewarded trials with a common or rare transition (best checkpoint per seed, dots; {name}). Reward x transition interaction (model-based index) {index:+.3f}, reward main effect {best['reward_effect'].mean():+.3f}: a model-free agent repeats rewarded choices whatever the transition; a model-based one repeats after rewarded common and unrewarded rare transitions.", written)
+    sections.append(section)
+    higher = bool(best["higher_is_better"].iloc[0])
+    top = best.sort_values(["score", "step"], ascending=[not higher, False]).iloc[0]
+    sections.append(_state_section(registry, config, runs, top, name, out, written))
+    return sections
+
+
+def _state_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
+    from ..backends.base import backend_for
+    from ..evaluation import verify_checkpoint
+
+    section = html.Section(f"LSTM state over one episode ({name})")
+    run = next(r for r in runs if r.id == int(top["run_id"]))
+    with registry.session() as session:
+        ckpt = session.get(Checkpoint, int(top["checkpoint_id"]))
+    try:
+        path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+    except ValueError as exc:
+        return section.notice(f"No state analysis: {exc}.")
+    protocol = config["task"]["protocols"][name]
+    policy = backend_for(config).load_policy(config, path, "cpu")
+    episode = metarl.record_episode(policy, config["task"], int(protocol.get("seed", PANEL_SEED)), protocol.get("kwargs") or None)
+    files = metarl.state_pca(episode, out, f"state_pca_{checkpoints.safe_name(name)}")
+    if files is None:
+        return section.notice("This policy exposes no recurrent state.")
+    _add_figure(section, files, f"Seed {run.seed}, checkpoint at step {ckpt.step}: the LSTM hidden state at every step of one {name} episode, projected on its first two principal components and coloured by trial; circles and crosses mark correct and wrong choices.", written)
+    return section
 
 
 def _conditioning_run_sections(config: dict, runs, out: Path, written: list[Path]) -> list[html.Section]:
@@ -153,7 +201,7 @@ class Family:
     """What a report shows for one task family."""
 
     training_key: str
-    x_label: str
+    x_label: str | None  # None: the budget's unit (trials or steps)
     protocol_sections: Callable  # (registry, config, runs, evals, protocol, out, written) -> sections
     run_sections: Callable  # (config, runs, out, written) -> sections of stored run files
 
@@ -205,7 +253,8 @@ def _decision_section(registry: Registry, run_ids: list[int], name: str, out: Pa
 
 FAMILIES = {
     "neurogym": Family(training.TRAINING_KEY, "agent steps", _protocol_sections, lambda *args: []),
-    "conditioning": Family(conditioning.TRAINING_KEY, "trials", _conditioning_protocol_sections, _conditioning_run_sections),
+    "conditioning": Family(conditioning.TRAINING_KEY, "trials", _score_sections, _conditioning_run_sections),
+    "meta-rl": Family("train/episode_reward", None, _metarl_protocol_sections, lambda *args: []),
 }
 
 
@@ -238,7 +287,7 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
     compare = html.Section("Training")
     metrics = pd.concat(metrics)
     if len(metrics):
-        files = training.comparison_curve(metrics, out, key=key, xlabel=family.x_label)
+        files = training.comparison_curve(metrics, out, key=key, xlabel=family.x_label or budget_total(experiments["config"].iloc[0])[0])
         _add_figure(compare, files, f"{key} during training: mean and 95% bootstrap interval over seeds, per experiment.", written)
     else:
         compare.notice("No training metrics logged yet.")

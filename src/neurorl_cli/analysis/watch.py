@@ -100,3 +100,16 @@ def show_live(records: list[dict], ob_names: list[str], title: str, duration_ms:
         animation = FuncAnimation(fig, update, frames=range(1, len(table) + 1), interval=duration_ms, repeat=False)
         plt.show()
         del animation
+
+
+def show_frames_live(frames: list[np.ndarray], duration_ms: int) -> None:
+    """Play pre-rendered frames in a window (needs a display; checked by the caller)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+
+    fig, ax = plt.subplots(figsize=(frames[0].shape[1] / 72, frames[0].shape[0] / 72))
+    ax.axis("off")
+    image = ax.imshow(frames[0])
+    animation = FuncAnimation(fig, lambda i: image.set_data(frames[i]), frames=len(frames), interval=duration_ms, repeat=False)
+    plt.show()
+    del animation

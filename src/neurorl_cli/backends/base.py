@@ -65,6 +65,7 @@ class Backend(Protocol):
 BACKENDS = {
     "sb3": "neurorl_cli.backends.sb3:SB3Backend",
     "native/distributional-td": "neurorl_cli.backends.distributional_td:DistributionalTDBackend",
+    "native/meta-a2c-lstm": "neurorl_cli.backends.meta_a2c:MetaA2CBackend",
 }
 
 

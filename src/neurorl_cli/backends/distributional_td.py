@@ -321,6 +321,8 @@ class DistributionalTDBackend:
                     save_snapshot(fh, final_w, params, stop, schedule.dt, run.seed)
 
             log.checkpoint(stop, save)
+            if log.stop_requested:
+                return  # asked to stop, with this checkpoint; the resumed attempt writes simulation.npz
 
         arrays = {
             "V": np.concatenate(V_parts, axis=1), "deltas": np.concatenate(delta_parts, axis=1),

@@ -1,4 +1,4 @@
-"""Stable-Baselines3 / sb3-contrib engine: RecurrentPPO, PPO and A2C on NeuroGym tasks.
+"""Stable-Baselines3 / sb3-contrib engine: RecurrentPPO, PPO and A2C on NeuroGym and meta-RL tasks.
 
 Thin on purpose: the library trains; this module builds its environments from the task
 spec, forwards its logger's values and NeuroGym's per-trial performance to the run log,
@@ -43,12 +43,22 @@ def env_seed(seed: int, index: int) -> int:
     return seed * 1_000 + index
 
 
+def make_single_env(task: dict, seed: int):
+    """One gymnasium environment of a task: NeuroGym's, or a view of one of our batched tasks."""
+    if task["family"] == "meta-rl":
+        from ..envs.batched import HarlowEnv, TwoStepEnv
+
+        cls = {"harlow": HarlowEnv, "two-step": TwoStepEnv}[task["kind"]]
+        return cls(seed=seed, **task.get("env", {}))
+    return make_env(task["env"], seed=seed)
+
+
 def make_vec_env(task: dict, seed: int, n_envs: int):
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     def factory(index: int):
-        return lambda: Monitor(make_env(task["env"], seed=env_seed(seed, index)))
+        return lambda: Monitor(make_single_env(task, seed=env_seed(seed, index)))
 
     # Each env is seeded when built; the vec env is not reseeded (sb3 would give env i the
     # seed `seed + i`, so neighbouring seeds would share trial streams).
@@ -112,7 +122,7 @@ def _callback(log: RunLog, every: int, save):
             if self.num_timesteps // every > self.last_saved // every:
                 self.last_saved = self.num_timesteps
                 save(self.model, self.num_timesteps)
-            return True
+            return not log.stop_requested  # a stop request ends learn(); train() saves the final checkpoint
 
         def _on_rollout_end(self) -> None:
             if self.perf:

@@ -27,6 +27,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 COMMAND_MODULES = [
     "catalog_cmds", "train_cmd", "runs_cmds", "eval_cmd", "report_cmd", "watch_cmd", "export_cmd", "db_cmds",
+    "prune_cmd",
 ]
 
 

@@ -16,6 +16,8 @@ def _fits(task, models) -> list[str]:
 def _source(task) -> str:
     if task.family == "neurogym":
         return task.env.id or task.env.entry_point
+    if task.family == "meta-rl":
+        return f"{task.kind} (batched torch)"
     return f"{task.family} schedule"
 
 

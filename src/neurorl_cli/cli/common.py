@@ -17,7 +17,21 @@ def registry(ingest_logs: bool = True):
     engine = open_registry(home)
     if ingest_logs:
         ingest(engine, warn=lambda msg: _warn(msg))
+        _reconcile_slurm(engine)
     return home, engine
+
+
+def _reconcile_slurm(engine) -> None:
+    """Runs submitted with --no-wait: ask the scheduler about their jobs (only when there are any)."""
+    with engine.connect() as conn:
+        waiting = conn.exec_driver_sql(
+            "SELECT 1 FROM run WHERE launcher = 'slurm' AND status IN ('queued', 'running') "
+            "AND job_id IS NOT NULL LIMIT 1").first()
+        conn.rollback()
+    if waiting:
+        from ..launch.slurm import reconcile_detached
+
+        reconcile_detached(engine)
 
 
 def _warn(msg: str) -> None:

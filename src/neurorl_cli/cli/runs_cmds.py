@@ -1,11 +1,11 @@
-"""`neurorl runs list|show`."""
+"""`neurorl runs list|show|matrix|rm`."""
 
 from __future__ import annotations
 
 import typer
 from rich.table import Table
 
-runs_app = typer.Typer(help="Stored runs: list them, show one.", no_args_is_help=True)
+runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a matrix, remove some.", no_args_is_help=True)
 
 
 def _run_row(run, exp) -> dict:
@@ -16,7 +16,7 @@ def _run_row(run, exp) -> dict:
         "run_hash": run.run_hash, "task": exp.task, "model": exp.model, "seed": run.seed, "status": run.status,
         "attempt": run.attempt, "steps": run.steps_done, "budget": budget_total(exp.config)[1],
         "budget_unit": budget_total(exp.config)[0],
-        "device": run.device, "host": run.host, "job_id": run.job_id, "run_dir": run.run_dir,
+        "device": run.device, "host": run.host, "launcher": run.launcher, "job_id": run.job_id, "run_dir": run.run_dir,
         "error": run.error, "created": run.created, "started": run.started, "ended": run.ended,
     }
 
@@ -105,6 +105,89 @@ def show(ref: str = typer.Argument(..., help="Run id or hash prefix."), as_json:
     for key in ("perf/trial_performance", "train/episode_reward", "train/steps_per_s"):
         if key in info["latest_metrics"]:
             out.print(f"  latest {key} = {info['latest_metrics'][key]:.4g}")
+
+
+def _best_text(best: dict) -> str:
+    if not best:
+        return "not evaluated"
+    protocol = "default" if "default" in best else sorted(best)[0]
+    b = best[protocol]
+    return f"best {b['select']} {b['score']:.3g} (run {b['run']} step {b['step']:,})"
+
+
+@runs_app.command("matrix")
+def matrix(
+    experiments: bool = typer.Option(False, "--experiments", help="One row per experiment (each config of a grid)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable cells."),
+):
+    """Task x model cells: seeds completed / running / failed, and the best evaluation score."""
+    from sqlmodel import Session
+
+    from ..registry import queries
+    from .app import out
+    from .common import print_json, registry
+
+    _, engine = registry()
+    with Session(engine) as session:
+        cells = queries.matrix(session, by_experiment=experiments)
+    if as_json:
+        print_json(cells)
+        return
+    if not cells:
+        out.print("no runs yet: `neurorl train TASK MODEL`")
+        return
+    if experiments:
+        table = Table("experiment", "task", "model", "overrides", "seeds", "completed", "running", "failed", "best")
+        for c in cells:
+            label = c["name"] or c["hash"][:12]
+            overrides = ", ".join(f"{k}={v}" for k, v in sorted(c["overrides"].items())) or "-"
+            table.add_row(f"{c['experiment']} {label}", c["task"], c["model"], overrides, str(c["seeds"]),
+                          str(c["completed"]), str(c["running"]), str(c["failed"]), _best_text(c["best"]))
+        out.print(table)
+        return
+    models = sorted({c["model"] for c in cells})
+    table = Table("task", *models, title="seeds completed / running / failed; best evaluation")
+    for task in sorted({c["task"] for c in cells}):
+        row = [task]
+        for model in models:
+            c = next((c for c in cells if c["task"] == task and c["model"] == model), None)
+            row.append("" if c is None else f"{c['completed']} / {c['running']} / {c['failed']}\n{_best_text(c['best'])}")
+        table.add_row(*row)
+    out.print(table)
+
+
+@runs_app.command("rm")
+def remove(
+    refs: list[str] = typer.Argument(..., help="Runs (ids or hash prefixes); an experiment name removes all its runs."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Also runs still queued or running (their workers are not stopped)."),
+):
+    """Remove runs: their rows (metrics, checkpoints, evaluations) and their run directories."""
+    from sqlmodel import Session
+
+    from ..errors import UserError
+    from ..registry.storage import human, plan_remove, remove_runs, runs_of
+    from .app import out
+    from .common import registry
+    from .prune_cmd import confirm
+
+    _, engine = registry()
+    with Session(engine) as session:
+        runs = runs_of(session, refs, prefer="run")
+        session.expunge_all()
+    active = [r.id for r in runs if r.status in ("queued", "running")]
+    if active and not force:
+        raise UserError(f"runs {', '.join(map(str, active))} are queued or running: stop them first, or add --force")
+    plan = plan_remove(runs)
+    out.print(f"removing {len(runs)} runs ({', '.join(str(r.id) for r in runs)}) frees {human(plan.bytes)} "
+              f"in {len(plan.folders)} run directories")
+    for folder in plan.strangers:
+        out.print(f"  {folder} does not look like a run directory: left in place")
+    if not confirm("remove them?", yes):
+        out.print("nothing removed")
+        return
+    remove_runs(engine, plan)
+    out.print(f"removed {len(runs)} runs")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ..errors import Interrupted, UserError, WorkFailed
+
+LAUNCHERS = ("local", "slurm", "submitit-local")
 
 
 def register(app: typer.Typer) -> None:
@@ -18,33 +22,58 @@ def register(app: typer.Typer) -> None:
         trials: int = typer.Option(None, "--trials", help="Budget in trials, for tasks that count trials."),
         checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps (or trials)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        jobs: int = typer.Option(1, "--jobs", help="Worker processes at once."),
-        launcher: str = typer.Option("local", "--launcher", help="Where workers run."),
+        jobs: int = typer.Option(1, "--jobs", help="Worker processes at once (local and submitit-local)."),
+        launcher: str = typer.Option("local", "--launcher", help="local, slurm, or submitit-local (the Slurm code path on this machine)."),
         resume: str = typer.Option(None, "--resume", help="Continue a crashed/cancelled/failed RUN from its last checkpoint."),
         force: bool = typer.Option(False, "--force", help="Train again even where a completed run exists (a new run row)."),
         name: str = typer.Option(None, "--name", help="A name for the experiment."),
         tag: list[str] = typer.Option([], "--tag", help="Labels for the experiment."),
+        profile: Path = typer.Option(None, "--profile", help="Cluster resources from a TOML file (default: $NEURORL_HOME/slurm.toml)."),
+        partition: str = typer.Option(None, "--partition", help="Slurm partition."),
+        time_: str = typer.Option(None, "--time", help="Time limit per job: minutes or HH:MM:SS (default 4 h); near it a job checkpoints and is requeued."),
+        gpus: int = typer.Option(None, "--gpus", help="GPUs per job."),
+        cpus: int = typer.Option(None, "--cpus", help="CPUs per job."),
+        mem: str = typer.Option(None, "--mem", help="Memory per job: 16G, 512M."),
+        array_parallelism: int = typer.Option(None, "--array-parallelism", help="Jobs of the Slurm array running at once."),
+        container: str = typer.Option(None, "--container", help="Run each worker in this Apptainer image (apptainer exec --nv)."),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait with progress (default), or submit and return (slurm, submitit-local)."),
     ):
         """Train TASK with MODEL for each seed; completed runs with the same config are not trained again."""
         from .. import catalog, training
-        from ..launch.local import LocalDispatcher
         from .app import err, out
         from .common import registry
 
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise UserError(f"--device {device}: use auto, cpu or cuda")
-        if device.startswith("cuda"):
+        if launcher not in LAUNCHERS:
+            raise UserError(f"--launcher {launcher}: use {', '.join(LAUNCHERS)}")
+        cluster_options = dict(partition=partition, time=time_, gpus=gpus, cpus=cpus, mem=mem,
+                               array_parallelism=array_parallelism, container=container)
+        if launcher == "local":
+            given = [f"--{k.replace('_', '-')}" for k, v in cluster_options.items() if v is not None]
+            if profile is not None:
+                given.append("--profile")
+            if not wait:
+                given.append("--no-wait")
+            if given:
+                raise UserError(f"{', '.join(given)} apply to --launcher slurm or submitit-local, not local")
+        if device.startswith("cuda") and launcher != "slurm":
             from ..launch.local import gpu_count
 
             if gpu_count() == 0:
                 raise UserError(f"--device {device}: no GPU is visible here (nvidia-smi finds none); use --device cpu or auto")
         if jobs < 1:
             raise UserError("--jobs must be at least 1")
-        if launcher != "local":
-            raise UserError(f"--launcher {launcher}: this version runs workers locally only (--launcher local)")
         if any(v is not None and v <= 0 for v in (steps, trials, checkpoint_every)):
             raise UserError("--steps, --trials and --checkpoint-every must be positive")
         seed_list = catalog.parse_seeds(seeds)
+
+        from ..home import find_home
+
+        h = find_home()
+        res, digest = None, None
+        if launcher != "local":
+            res, digest = _cluster(h, launcher, profile, cluster_options)
 
         if resume:
             if task or model:
@@ -54,9 +83,6 @@ def register(app: typer.Typer) -> None:
         else:
             if not task or not model:
                 raise UserError("give a TASK and a MODEL (see `neurorl tasks`, `neurorl models`), or --resume RUN")
-            from ..home import find_home
-
-            h = find_home()
             task_spec, model_spec = catalog.load_task(task, h), catalog.load_model(model, h)
             configs = catalog.resolve(task_spec, model_spec, set_, steps, checkpoint_every, trials)
             for config in configs:
@@ -71,17 +97,66 @@ def register(app: typer.Typer) -> None:
                 out.print(f"experiment {exp.id}{label} {exp.config_hash[:12]}: {exp.task} x {exp.model}")
         if not runs:
             return
-        training.write_run_files(engine, runs, device, training.cpu_threads(min(jobs, len(runs))))
+        from ..provenance import launch_side
+
+        container_info = {"image": str(Path(res.container).resolve()), "digest": digest} if res and res.container else None
+        provenance = launch_side(Path.cwd(), container_info)
+        threads = training.cpu_threads(min(jobs, len(runs))) if launcher != "slurm" else None
+        training.write_run_files(engine, runs, device, threads, provenance=provenance, launcher=launcher)
         totals = _totals(engine, runs)
         try:
-            statuses = LocalDispatcher(engine, jobs, device, err).run(runs, totals)
+            if launcher == "local":
+                from ..launch.local import LocalDispatcher
+
+                statuses = LocalDispatcher(engine, jobs, device, err).run(runs, totals)
+            else:
+                from ..launch.slurm import SubmititDispatcher
+
+                cluster = "slurm" if launcher == "slurm" else "local"
+                dispatcher = SubmititDispatcher(engine, cluster, res, device, err, home.runs / ".submitit",
+                                                jobs=jobs, digest=digest)
+                statuses = dispatcher.run(runs, totals, wait=wait)
         except KeyboardInterrupt:
             raise Interrupted(f"runs {', '.join(str(r.id) for r in runs)} marked cancelled; continue one with `neurorl train --resume RUN`") from None
+        if not wait:
+            for run in runs:
+                out.print(f"run {run.id} seed {run.seed}: submitted as job {_job_id(engine, run.id)}  ({run.run_dir})")
+            out.print("follow them with `neurorl runs list` (it ingests their run logs)")
+            return
         for run in runs:
             out.print(f"run {run.id} seed {run.seed}: {statuses[run.id]}  ({run.run_dir})")
         bad = [rid for rid, s in statuses.items() if s != "completed"]
         if bad:
             raise WorkFailed(f"{len(bad)} of {len(runs)} runs did not complete: see `neurorl runs show RUN`")
+
+
+def _cluster(home, launcher: str, profile: Path | None, options: dict):
+    """Resources for a submitit launcher, checked before anything is stored."""
+    import shutil
+
+    from ..launch.profile import resources
+
+    res = resources(home, profile, **options)
+    if launcher == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("--launcher slurm: sbatch is not on PATH here; run neurorl on a Slurm login node, "
+                        "or use --launcher submitit-local to run the same jobs on this machine")
+    digest = None
+    if res.container:
+        image = Path(res.container).expanduser()
+        if not image.is_file():
+            raise UserError(f"--container {res.container}: no such image file (build one from apptainer.def)")
+        from ..provenance import file_digest
+
+        digest = file_digest(image, home.root / "cache" / "image-digests.json")
+        res.container = str(image.resolve())
+    return res, digest
+
+
+def _job_id(engine, run_id: int) -> str:
+    with engine.connect() as conn:
+        value = conn.exec_driver_sql("SELECT job_id FROM run WHERE id = ?", (run_id,)).scalar()
+        conn.rollback()
+    return value or "-"
 
 
 def _totals(engine, runs) -> dict[int, int]:

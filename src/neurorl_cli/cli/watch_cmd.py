@@ -11,6 +11,7 @@ from ..errors import UserError, WorkFailed
 from .app import out
 
 NEUROGYM_TRIALS = 5
+EPISODE_TRIALS = 6  # meta-RL tasks: a whole Harlow episode, the first 6 two-step trials
 MAX_FRAMES = 100  # analysis.conditioning.MAX_FRAMES; not imported so `--help` stays fast
 
 
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             config = session.get_one(Experiment, run.experiment_id).config
         if config["task"].get("family") == "conditioning":
             return _watch_conditioning(registry, run, ref, gif, live, trials, trial_type)
-        trials = trials or NEUROGYM_TRIALS
+        trials = trials or (EPISODE_TRIALS if config["task"]["family"] == "meta-rl" else NEUROGYM_TRIALS)
         with registry.session() as session:
             protocols = list(config["task"].get("protocols", {}))
             if protocol is not None and protocol not in protocols:
@@ -56,9 +57,11 @@ def register(app: typer.Typer) -> None:
             path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
         except ValueError as exc:
             raise WorkFailed(str(exc)) from exc
+        policy = backend_for(config).load_policy(config, path, "cpu")
+        if config["task"]["family"] == "meta-rl":
+            return _watch_episode(registry, run, ref, config, ckpt, policy, protocol or protocols[0], seed, gif, live, checkpoint, trials)
         env_spec, env_seed = protocol_env(config, protocol or (protocols[0] if protocols else ""))
         env_seed = env_seed if seed is None else seed
-        policy = backend_for(config).load_policy(config, path, "cpu")
         records = panels.record_trials(policy, env_spec, trials, env_seed)
         names = panels.observation_names(env_spec)
         title = f"run {run.id} (seed {run.seed}), checkpoint step {ckpt.step}, env seed {env_seed}"
@@ -83,6 +86,28 @@ def _record_gif(registry, run, target: Path, words: list[str]) -> None:
                              experiment_id=run.experiment_id, run_id=run.id))
         session.commit()
     out.print(str(target))
+
+
+def _watch_episode(registry, run, ref: str, config: dict, ckpt, policy, protocol: str, seed: int | None,
+                   gif: Path | None, live: bool, checkpoint: str, trials: int) -> None:
+    """Harlow / two-step: the first `trials` trials of one episode of the protocol's environment, step by step."""
+    from ..analysis import metarl, watch as watching
+
+    spec = config["task"]["protocols"][protocol]
+    env_seed = int(spec.get("seed", 0)) if seed is None else seed
+    episode = metarl.record_episode(policy, config["task"], env_seed, spec.get("kwargs") or None,
+                                    deterministic=spec.get("actions", "greedy") == "greedy")
+    episode = episode[episode["trial"] <= trials]
+    title = f"run {run.id} (seed {run.seed}), step {ckpt.step}, {protocol}, env seed {env_seed}"
+    frames = metarl.render_frames(episode, config["task"], title)
+    if gif is not None or not live:
+        target = gif or Path(f"watch-run{run.id}-step{ckpt.step}.gif")
+        watching.write_gif(frames, target, 400)
+        words = ["neurorl", "watch", ref, "--checkpoint", checkpoint, "--protocol", protocol, "--seed", str(env_seed),
+                 "--trials", str(trials), "--gif", str(target)]
+        _record_gif(registry, run, target, words)
+    if live:
+        watching.show_frames_live(frames, 400)
 
 
 def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, trials: int | None, trial_type: int) -> None:

@@ -157,3 +157,49 @@ def spaces(env_spec: dict) -> tuple[str, str, gym.Space, gym.Space]:
         return space_kind(obs, "observation"), space_kind(act, "action"), obs, act
     finally:
         env.close()
+
+
+class NeuroGymBatch:
+    """`n` NeuroGym environments stepped in lockstep for trainers that unroll whole episodes
+    (the batched-env interface of envs/batched.py). Episodes end at different steps: an
+    environment whose episode ended is not stepped again and reports zeros until all end.
+    The observation is the task's own (its wrappers, e.g. PassReward, add what it passes on).
+    """
+
+    def __init__(self, env_spec: dict, n: int, seed: int, device: str = "cpu"):
+        import torch
+
+        self.torch = torch
+        self.envs = [make_env(env_spec, seed=seed * 1_000 + i) for i in range(n)]
+        space = self.envs[0].action_space
+        if not isinstance(space, gym.spaces.Discrete):
+            raise UserError(f"{env_spec.get('id') or env_spec.get('entry_point')}: needs discrete actions, has {space}")
+        self.n, self.n_actions = n, int(space.n)
+        self.obs_dim = int(np.prod(self.envs[0].observation_space.shape))
+        self.device = torch.device(device)
+        self.trials_per_episode = int(env_spec.get("trials_per_episode", 100))
+        self.episode_steps = 1_000_000  # a bound for the unroll loop; episodes end by their trials
+
+    def reset(self):
+        self.alive = np.ones(self.n, dtype=bool)
+        return self.torch.as_tensor(np.stack([env.reset()[0] for env in self.envs]).reshape(self.n, -1),
+                                    dtype=self.torch.float32, device=self.device)
+
+    def step(self, action):
+        actions = np.asarray(self.torch.as_tensor(action).cpu())
+        obs = np.zeros((self.n, self.obs_dim), dtype=np.float32)
+        reward = np.zeros(self.n, dtype=np.float32)
+        trial_end = np.zeros(self.n, dtype=bool)
+        correct = np.full(self.n, np.nan, dtype=np.float32)
+        for i in np.flatnonzero(self.alive):
+            ob, r, terminated, truncated, info = self.envs[i].step(actions[i])
+            obs[i], reward[i] = np.asarray(ob).reshape(-1), r
+            if info.get("new_trial"):
+                trial_end[i] = True
+                correct[i] = float(info.get("performance", np.nan))
+            if terminated or truncated:
+                self.alive[i] = False
+        t = self.torch
+        info = {"trial_end": t.as_tensor(trial_end, device=self.device), "correct": t.as_tensor(correct, device=self.device)}
+        done = t.as_tensor(~self.alive, device=self.device)
+        return t.as_tensor(obs, device=self.device), t.as_tensor(reward, device=self.device), done, info

@@ -17,12 +17,12 @@ from collections import deque
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from ..registry.ingest import finish_unfinished, ingest
 from ..registry.models import FINISHED, Run
+from . import progress as bars_
 
 POLL = 1.0  # seconds between ingests while workers run
 WORKER_LOG = "worker.log"
@@ -69,16 +69,7 @@ class LocalDispatcher:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         gpus = [g.strip() for g in visible.split(",")] if visible else [str(i) for i in range(gpu_count())]
         started = 0
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[perf]}"),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-            console=self.console, transient=False,
-        )
-        bars = {
-            r.id: progress.add_task(f"run {r.id} seed {r.seed}", total=total_steps[r.id], rate="", perf="", status="queued")
-            for r in runs
-        }
+        progress, bars = bars_.bars(self.console, runs, total_steps)
         ids = [r.id for r in runs]
         try:
             with progress:
@@ -102,10 +93,15 @@ class LocalDispatcher:
                     for rid, proc in exited.items():
                         if state[rid].status not in FINISHED:  # died without saying why
                             run_dir = next(r.run_dir for r in runs if r.id == rid)
+                            if proc.returncode < 0:  # killed by a signal (SIGKILL, the OOM killer)
+                                name = signal.Signals(-proc.returncode).name
+                                finish_unfinished(self.engine, [rid], "crashed", f"worker killed by {name}")
+                                state[rid].status = "crashed"
+                                continue
                             why = _tail(Path(run_dir) / WORKER_LOG) or f"worker exited with code {proc.returncode}"
                             finish_unfinished(self.engine, [rid], "failed", why[-2000:])
                             state[rid].status = "failed"
-                    self._show(progress, bars, state)
+                    bars_.show(progress, bars, state)
         except KeyboardInterrupt:
             for proc in active.values():
                 proc.send_signal(signal.SIGTERM)
@@ -126,16 +122,3 @@ class LocalDispatcher:
             row.job_id = job_id
             session.add(row)
             session.commit()
-
-    @staticmethod
-    def _show(progress: Progress, bars: dict[int, int], state: dict) -> None:
-        for rid, task in bars.items():
-            p = state.get(rid)
-            if p is None:
-                continue
-            rate = p.latest.get("train/steps_per_s")
-            perf = p.latest.get("perf/trial_performance")
-            progress.update(
-                task, completed=p.step, status=p.status,
-                rate=f"{rate:,.0f} steps/s" if rate else "", perf=f"perf {perf:.2f}" if perf is not None else "",
-            )

@@ -73,7 +73,53 @@ def schema_state(path: Path) -> SchemaState:
     return SchemaState(current=current_revision(path), head=known[-1], known=known)
 
 
+# File systems where SQLite's locks do not hold (or hold only sometimes): a registry there
+# can be corrupted by two commands at once. Run directories may live there; the registry not.
+NETWORK_FS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+              "fuse.sshfs", "fuse.glusterfs", "fuse.cephfs", "9p", "afs", "ncpfs", "davfs", "fuse.rclone"}
+MOUNTS_ENV = "NEURORL_MOUNTS"  # another mount table than /proc/mounts (tests)
+
+
+def _unescape(field: str) -> str:
+    # /proc/mounts writes space, tab, newline and backslash in paths as octal escapes.
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the file system holding `path` (its deepest mount point), from a mount table."""
+    if mounts is None:
+        try:
+            mounts = Path(os.environ.get(MOUNTS_ENV) or "/proc/mounts").read_text()
+        except OSError:
+            return None  # no mount table (not Linux): nothing to say
+    path = Path(os.path.abspath(path))
+    best, kind = -1, None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(_unescape(fields[1]))
+        if (path == point or point in path.parents) and len(point.parts) > best:
+            best, kind = len(point.parts), fields[2]
+    return kind
+
+
+def refuse_network_fs(folder: Path, mounts: str | None = None) -> None:
+    # Resolve symbolic links in the part that exists (the registry folder may not, yet).
+    folder = Path(os.path.abspath(folder))
+    probe, rest = folder, []
+    while not probe.exists() and probe != probe.parent:
+        probe, rest = probe.parent, [probe.name, *rest]
+    kind = filesystem_type(probe.resolve().joinpath(*rest), mounts)
+    if kind is not None and (kind in NETWORK_FS or kind.split(".")[0] in NETWORK_FS):
+        raise UserError(
+            f"the registry folder {folder} is on {kind}, a network file system where SQLite's locks are unsafe: "
+            f"set NEURORL_HOME to a folder on a local disk (run directories may stay there with NEURORL_RUNS)"
+        )
+
+
 def ensure_writable(home: Home) -> None:
+    refuse_network_fs(home.root)
     try:
         home.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -9,6 +9,7 @@ So an ingest killed half-way, or two ingests at once, land every event exactly o
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,12 @@ from ..runlog import EVENTS
 from .models import FINISHED
 
 CRASH_GRACE = 15.0  # seconds past a heartbeat's promise before a run counts as crashed
+CRASH_GRACE_ENV = "NEURORL_CRASH_GRACE"  # overrides it (tests, benchmarks, slow file systems)
+
+
+def crash_grace() -> float:
+    value = os.environ.get(CRASH_GRACE_ENV)
+    return float(value) if value else CRASH_GRACE
 
 
 @dataclass
@@ -109,6 +116,11 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                     warn(f"run {run_id}: skipped an unreadable line in {path} (byte {offset}+, line {number})")
                 continue
             ev_attempt = event.get("attempt", 1)
+            if kind == "status" and event.get("status") in ("queued", "running") and ev_attempt > attempt:
+                # A later attempt was queued or started here on its own (the scheduler requeued
+                # the job): it speaks for the run from now on.
+                attempt = ev_attempt
+                run_update["attempt"] = attempt
             if kind == "metric":
                 step = event["step"]
                 metrics.extend((run_id, ev_attempt, k, step, v) for k, v in event["values"].items())
@@ -132,8 +144,10 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                 if new == "running":
                     run_update.update(
                         started=_ts(event["t"]), host=event.get("host"), device=event.get("device"),
-                        versions=json.dumps(event.get("versions", {})), error=None,
+                        versions=json.dumps(event.get("versions", {})), error=None, ended=None,
                     )
+                elif new == "queued":
+                    run_update.update(ended=None, heartbeat=None, error=event.get("error"))
                 else:
                     run_update.update(ended=_ts(event["t"]), error=event.get("error"))
                     if event.get("step"):
@@ -156,14 +170,20 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
             )
         sets, values = ["log_offset = ?"], [new_offset]
         for key, value in run_update.items():
-            # steps never go backwards, whatever order attempts' events arrive in
-            sets.append("steps_done = MAX(steps_done, ?)" if key == "steps_done" else f"{key} = ?")
+            # steps and attempts never go backwards, whatever order attempts' events arrive in
+            if key in ("steps_done", "attempt"):
+                sets.append(f"{key} = MAX({key}, ?)")
+            elif key == "versions":
+                # Merged over what the CLI recorded at launch (commit, container, host).
+                sets.append("versions = json_patch(COALESCE(versions, '{}'), ?)")
+            else:
+                sets.append(f"{key} = ?")
             values.append(value)
         conn.exec_driver_sql(f"UPDATE run SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
 
 
 def _mark_crashed(engine: Engine) -> None:
-    deadline = _ts(time.time() - CRASH_GRACE)
+    deadline = _ts(time.time() - crash_grace())
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "UPDATE run SET status = 'crashed', error = 'no heartbeat since its promised check-in', ended = ? "

@@ -64,6 +64,7 @@ class Checkpoint(SQLModel, table=True):
     path: str  # relative to the run directory
     sha256: str
     created: datetime = Field(default_factory=now)
+    pruned: datetime | None = None  # when `neurorl prune` deleted the file; its evaluations stay
 
 
 class Metric(SQLModel, table=True):

@@ -90,8 +90,12 @@ def latest_runs(runs: list[Run]) -> list[Run]:
     return [newest[s] for s in sorted(newest)]
 
 
-def checkpoints(session: Session, run_id: int) -> list[Checkpoint]:
-    return list(session.exec(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.step)))
+def checkpoints(session: Session, run_id: int, pruned: bool = False) -> list[Checkpoint]:
+    """A run's checkpoints by step; those whose file `prune` deleted only when asked."""
+    query = select(Checkpoint).where(Checkpoint.run_id == run_id)
+    if not pruned:
+        query = query.where(col(Checkpoint.pruned).is_(None))
+    return list(session.exec(query.order_by(Checkpoint.step)))
 
 
 def best_checkpoint(session: Session, run_ids: list[int], protocol: str | None = None):
@@ -113,3 +117,50 @@ def best_checkpoint(session: Session, run_ids: list[int], protocol: str | None =
 
 def run_counts(session: Session) -> dict[str, int]:
     return dict(session.exec(select(Run.status, func.count()).group_by(Run.status)).all())
+
+
+RUNNING = ("queued", "running")
+FAILED = ("failed", "crashed", "cancelled")
+
+
+def matrix(session: Session, by_experiment: bool = False) -> list[dict]:
+    """Task x model cells (or one per experiment): seeds completed / running / failed, best score.
+
+    Each seed counts once, by its newest run; the best score is over every evaluated
+    checkpoint of those runs, per protocol."""
+    pairs = session.exec(select(Run, Experiment).join(Experiment, Experiment.id == Run.experiment_id)).all()
+    by_exp: dict[int, list[Run]] = {}
+    exps: dict[int, Experiment] = {}
+    for run, exp in pairs:
+        by_exp.setdefault(exp.id, []).append(run)
+        exps[exp.id] = exp
+    cells: dict[tuple, dict] = {}
+    for exp_id, runs in sorted(by_exp.items()):
+        exp = exps[exp_id]
+        key = (exp.task, exp.model, exp_id) if by_experiment else (exp.task, exp.model)
+        cell = cells.setdefault(key, {
+            "task": exp.task, "model": exp.model, "experiments": [], "run_ids": [],
+            "statuses": {}, "completed": 0, "running": 0, "failed": 0, "best": {},
+        })
+        if by_experiment:
+            cell.update(experiment=exp.id, name=exp.name, hash=exp.config_hash,
+                        overrides=exp.config.get("overrides", {}))
+        cell["experiments"].append(exp_id)
+        for run in latest_runs(runs):
+            cell["run_ids"].append(run.id)
+            cell["statuses"][run.status] = cell["statuses"].get(run.status, 0) + 1
+            if run.status == "completed":
+                cell["completed"] += 1
+            elif run.status in RUNNING:
+                cell["running"] += 1
+            elif run.status in FAILED:
+                cell["failed"] += 1
+    for cell in cells.values():
+        for (run_id, protocol), (ev, ck) in best_checkpoint(session, cell["run_ids"]).items():
+            held = cell["best"].get(protocol)
+            better = held is None or (ev.score > held["score"] if ev.higher_is_better else ev.score < held["score"])
+            if better:
+                cell["best"][protocol] = {"score": ev.score, "select": ev.select, "higher_is_better": ev.higher_is_better,
+                                          "run": run_id, "step": ck.step}
+        cell["seeds"] = len(cell.pop("run_ids"))
+    return [cells[k] for k in sorted(cells, key=lambda k: tuple(str(x) for x in k))]

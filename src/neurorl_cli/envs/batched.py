@@ -1,0 +1,162 @@
+"""Our own tasks as batched torch environments, and a gymnasium view of one of them.
+
+A `BatchedEnv` steps `n` episodes at once as tensors on one device. The meta-RL tasks
+(Harlow, two-step) have episodes of a fixed number of steps, so every episode of a batch
+starts and ends together and one episode is one whole unroll.
+
+Meta-RL agents see more than the task's stimulus: the previous action (one-hot), the
+previous reward and the time step within the episode (Wang et al. 2018). These "meta
+inputs" belong to the task's observation (`meta_inputs = true`, the default), so every
+model that trains on the task, ours or a library's, is given the same inputs; setting it
+false is the ablation.
+
+Trial events come back in `info` as tensors over the batch: `trial_end` (a trial finished
+at this step) and the per-trial fields each task defines (`correct`, `choice`, ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+# kind (the task spec's `kind`) -> class
+KINDS = {
+    "harlow": "neurorl_cli.envs.harlow:Harlow",
+    "two-step": "neurorl_cli.envs.two_step:TwoStep",
+}
+
+
+class BatchedEnv:
+    """`n` episodes stepped together. Subclasses set `stimulus_dim`, `n_actions`,
+    `episode_steps`, `trials_per_episode`, and implement `_reset` and `_step`."""
+
+    stimulus_dim: int
+    n_actions: int
+    episode_steps: int
+    trials_per_episode: int
+
+    def __init__(self, n: int, seed: int, device: str | torch.device = "cpu", meta_inputs: bool = True):
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        self.n = n
+        self.device = torch.device(device)
+        self.meta_inputs = bool(meta_inputs)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+        self.t = 0
+
+    @property
+    def obs_dim(self) -> int:
+        return self.stimulus_dim + (self.n_actions + 2 if self.meta_inputs else 0)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator, device=self.device)
+
+    def reset(self) -> torch.Tensor:
+        self.t = 0
+        self.prev_action = torch.zeros(self.n, dtype=torch.long, device=self.device)
+        self.prev_reward = torch.zeros(self.n, device=self.device)
+        self._first = True
+        return self._observe(self._reset())
+
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(observation, reward, done, info); every episode of the batch ends at the same step."""
+        action = torch.as_tensor(action, device=self.device).long().reshape(self.n)
+        stimulus, reward, info = self._step(action)
+        self.t += 1
+        self.prev_action, self.prev_reward, self._first = action, reward, False
+        done = torch.full((self.n,), self.t >= self.episode_steps, device=self.device)
+        return self._observe(stimulus), reward, done, info
+
+    def _observe(self, stimulus: torch.Tensor) -> torch.Tensor:
+        if not self.meta_inputs:
+            return stimulus
+        previous = torch.nn.functional.one_hot(self.prev_action, self.n_actions).float()
+        if self._first:
+            previous.zero_()  # no action has been taken yet
+        time = torch.full((self.n, 1), self.t / self.episode_steps, device=self.device)
+        return torch.cat([stimulus, previous, self.prev_reward[:, None], time], dim=1)
+
+    # -- for subclasses
+    def _reset(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+
+def env_class(kind: str) -> type[BatchedEnv]:
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def env_kwargs(kind: str) -> dict[str, Any]:
+    """The task settings a kind accepts, with their defaults (what `--set task.X` may change)."""
+    skip = {"self", "n", "seed", "device"}
+    params = inspect.signature(env_class(kind).__init__).parameters.items()
+    return {k: p.default for k, p in params if k not in skip and p.default is not inspect.Parameter.empty}
+
+
+def make(task: dict, n: int, seed: int, device: str = "cpu", extra_kwargs: dict | None = None) -> BatchedEnv:
+    """A task spec's batched environment; `extra_kwargs` are a protocol's changes."""
+    return env_class(task["kind"])(n=n, seed=seed, device=device, **{**task.get("env", {}), **(extra_kwargs or {})})
+
+
+def check(kind: str, kwargs: dict) -> None:
+    """Raise ValueError when `kwargs` do not make a valid environment of this kind."""
+    known = env_kwargs(kind)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for a {kind} task; known: {', '.join(known)}")
+    env_class(kind)(n=1, seed=0, **kwargs)
+
+
+# -- gymnasium view ------------------------------------------------------------------------
+
+
+class SingleEnv(gym.Env):
+    """One episode of a batched task as a gymnasium environment (for sb3 and other libraries).
+
+    `info` carries NeuroGym's names, so code written for NeuroGym reads it: `new_trial` at a
+    trial's last step and `performance` (1 correct, 0 not) with it.
+    """
+
+    metadata = {"render_modes": []}
+    kind: str
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        self._kwargs = kwargs
+        self._seed = 0 if seed is None else int(seed)
+        self._episodes = 0
+        self.env = env_class(self.kind)(n=1, seed=self._seed, **kwargs)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.env.obs_dim,), np.float32)
+        self.action_space = gym.spaces.Discrete(self.env.n_actions)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:  # a new stream of episodes from this seed
+            self.env.generator.manual_seed(int(seed))
+        return self.env.reset()[0].numpy().astype(np.float32), {}
+
+    def step(self, action):
+        obs, reward, done, info = self.env.step(torch.as_tensor([int(action)]))
+        out: dict[str, Any] = {}
+        if bool(info["trial_end"][0]):
+            out["new_trial"] = True
+            out.update({k: v[0].item() for k, v in info.items() if k != "trial_end"})
+            if "correct" in info:
+                out["performance"] = float(info["correct"][0])
+        return obs[0].numpy().astype(np.float32), float(reward[0]), bool(done[0]), False, out
+
+
+class HarlowEnv(SingleEnv):
+    kind = "harlow"
+
+
+class TwoStepEnv(SingleEnv):
+    kind = "two-step"

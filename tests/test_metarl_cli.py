@@ -1,0 +1,130 @@
+"""Meta-RL through the CLI: real training with tiny budgets, evaluation, report, watch, and pairs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+
+from neurorl_cli.analysis.metarl import blind_baseline
+
+from .conftest import cli
+
+pytestmark = pytest.mark.slow
+
+
+def _best(home, protocol):
+    con = sqlite3.connect(home / "registry.db")
+    rows = con.execute("SELECT metrics FROM evaluation WHERE protocol = ? ORDER BY score DESC", (protocol,)).fetchall()
+    con.close()
+    return json.loads(rows[0][0])
+
+
+def test_harlow_meta_learns_held_out_objects(neurorl_home):
+    # 75k episodes, about 10 s: enough to beat an agent that only counts sides.
+    cli("train", "harlow", "meta-a2c-lstm", "--trials", "450000", "--checkpoint-every", "225000", check=True)
+    cli("eval", "1", "--all-checkpoints", "--protocol", "held-out", check=True)
+    best = _best(neurorl_home, "held-out")
+    blind_later = float(np.mean(blind_baseline(6)[1:]))  # 0.72
+    assert best["accuracy_later"] > blind_later + 0.08, best
+    assert abs(best["accuracy_trial_1"] - 0.5) < 0.1, best  # the first trial cannot be known
+    assert best["trials"] == 1200
+
+    report = cli("report", "1", "--out", str(neurorl_home / "rep"), check=True)
+    page = (neurorl_home / "rep" / "index.html").read_text()
+    for name in ("accuracy_by_position_held-out.png", "accuracy_by_position_training_held-out.png",
+                 "state_pca_held-out.png", "training_curve.png"):
+        assert (neurorl_home / "rep" / name).stat().st_size > 1000, report.stdout
+    assert "Reward x transition" not in page and "accuracy by trial position" in page
+
+    gif = neurorl_home / "w.gif"
+    cli("watch", "1", "--gif", str(gif), check=True)
+    import imageio.v3 as iio
+
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] >= 17  # every step of the 6 trials
+
+
+def test_resume_continues_the_same_stream(neurorl_home, tmp_path):
+    """A run stopped after its first checkpoint and resumed ends with the same weights as one
+    trained straight through (optimizer, random streams and counters are in the checkpoint)."""
+    args = ["train", "two-step", "meta-a2c-lstm", "--trials", "25600", "--checkpoint-every", "12800",
+            "--set", "model.episodes_per_update=64"]
+    cli(*args, check=True)
+    con = sqlite3.connect(neurorl_home / "registry.db")
+    run_dir, = con.execute("SELECT run_dir FROM run WHERE id = 1").fetchone()
+    con.close()
+    from pathlib import Path
+
+    ckpts = sorted((Path(run_dir) / "checkpoints").glob("*.zip"))
+    assert [p.name for p in ckpts] == ["step_000000012800.zip", "step_000000025600.zip"]
+    straight = torch.load(ckpts[-1], weights_only=False)
+
+    # Same config from the first checkpoint, as the worker resumes it.
+    from neurorl_cli.backends.base import RunConfig
+    from neurorl_cli.backends.meta_a2c import MetaA2CBackend
+    from neurorl_cli.runlog import RunLog, read_run_file
+
+    spec = read_run_file(Path(run_dir))
+    spec.update(run_dir=str(tmp_path / "resumed"), attempt=2, resume_from=str(ckpts[0]))
+    log = RunLog(tmp_path / "resumed", attempt=2, heartbeat_every=0)
+    MetaA2CBackend().train(RunConfig(**spec), log)
+    log.close()
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / ckpts[-1].name, weights_only=False)
+    assert resumed["counts"] == straight["counts"]
+    for key, value in straight["net"].items():
+        assert torch.equal(value, resumed["net"][key]), key
+
+
+def test_two_step_sampled_protocol_and_task_defaults(neurorl_home):
+    cli("train", "two-step", "meta-a2c-lstm", "--trials", "12800", "--checkpoint-every", "12800", check=True)
+    con = sqlite3.connect(neurorl_home / "registry.db")
+    config = json.loads(con.execute("SELECT config FROM experiment").fetchone()[0])
+    con.close()
+    assert config["model"]["hyper"]["learning_rate"] == 0.01  # the task's model_defaults
+    assert config["model"]["hyper"]["episodes_per_update"] == 128
+    cli("eval", "1", "--all-checkpoints", "--trials", "3000", check=True)
+    metrics = _best(neurorl_home, "test")
+    for key in ("stay_rewarded_common", "stay_unrewarded_rare", "model_based_index", "reward_rate"):
+        assert 0 <= abs(metrics[key]) <= 1
+    assert metrics["trials"] == 3000
+    cli("report", "1", "--out", str(neurorl_home / "rep"), check=True)
+    assert (neurorl_home / "rep" / "stay_probabilities_test.png").is_file()
+    # --set on top of the task's defaults wins
+    cli("train", "two-step", "meta-a2c-lstm", "--trials", "128", "--set", "model.learning_rate=0.002", check=True)
+    con = sqlite3.connect(neurorl_home / "registry.db")
+    lrs = [json.loads(c)["model"]["hyper"]["learning_rate"] for (c,) in con.execute("SELECT config FROM experiment ORDER BY id")]
+    con.close()
+    assert lrs == [0.01, 0.002]
+
+
+def test_recurrent_ppo_on_harlow_and_meta_a2c_on_neurogym(neurorl_home):
+    cli("train", "harlow", "recurrent-ppo", "--steps", "256", "--checkpoint-every", "256",
+        "--set", "model.n_steps=128", "--set", "model.batch_size=64", "--set", "model.lstm_hidden_size=16", check=True)
+    cli("eval", "1", "--all-checkpoints", "--trials", "120", check=True)
+    assert 0 <= _best(neurorl_home, "held-out")["accuracy_later"] <= 1
+    out = cli("watch", "1", "--gif", str(neurorl_home / "ppo.gif"), check=True)
+    assert (neurorl_home / "ppo.gif").is_file(), out.stdout
+
+    cli("train", "perceptual-decision-making", "meta-a2c-lstm", "--steps", "2000", "--checkpoint-every", "1000",
+        "--set", "model.episodes_per_update=2", "--set", "task.trials_per_episode=10", check=True)
+    cli("eval", "2", "--all-checkpoints", "--trials", "50", check=True)
+    assert 0 <= _best(neurorl_home, "default")["fraction_correct"] <= 1
+
+
+def test_bad_meta_rl_input_is_one_clear_line(neurorl_home):
+    for args, words in [
+        (["train", "harlow", "meta-a2c-lstm", "--set", "task.trials=5"], "even"),
+        (["train", "harlow", "meta-a2c-lstm", "--set", "task.pool=validation"], "pool"),
+        (["train", "harlow", "meta-a2c-lstm", "--set", "model.hidden_size=-3"], "hidden_size"),
+        (["train", "harlow", "distributional-td"], "conditioning"),
+        (["train", "conditioning-fixed", "meta-a2c-lstm"], "meta-rl"),
+    ]:
+        proc = cli(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert words in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert not (neurorl_home / "runs").exists()  # nothing was stored
