@@ -193,7 +193,6 @@ def two_step(args) -> None:
     start = time.perf_counter()
     _cli(home, "train", "two-step", "meta-a2c-lstm", "--seeds", args.seeds)
     minutes = (time.perf_counter() - start) / 60
-    _cli(home, "eval", "1", "--best")
     _cli(home, "eval", "1", "--all-checkpoints")
     con = sqlite3.connect(home / "registry.db")
     rows = con.execute(

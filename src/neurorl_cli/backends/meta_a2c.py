@@ -55,7 +55,7 @@ def build_env(config: dict, n: int, seed: int, device: str, extra_kwargs: dict |
     return batched.make(task, n, seed, device, extra_kwargs)
 
 
-def unroll(net, env, gamma: float, generator: torch.Generator | None = None):
+def unroll(net, env, gamma: float):
     """One batch of whole episodes: (per-step tensors [T, n], trial outcomes)."""
     obs = env.reset()
     state = net.initial_state(env.n, obs.device)
@@ -234,7 +234,7 @@ class MetaPolicy:
     @torch.no_grad()
     def act(self, obs, deterministic: bool = True) -> np.ndarray:
         x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(self.state[0].shape[0], -1)
-        logits, self.value, self.state = self.net(x, self.state)
+        logits, _, self.state = self.net(x, self.state)
         if deterministic:
             action = logits.argmax(dim=-1)
         else:
