@@ -182,7 +182,7 @@ def test_kill_during_a_checkpoint_write_registers_nothing_broken():
     from sqlmodel import Session
 
     from neurorl_cli.registry.models import Experiment, Run
-    from neurorl_cli.worker import _scan
+    from neurorl_cli.worker import scan
 
     home = find_home()
     engine = db.open_registry(home)
@@ -203,7 +203,7 @@ def test_kill_during_a_checkpoint_write_registers_nothing_broken():
     assert [r[0] for r in rows] == [10]
     assert not (run_dir / "checkpoints" / "step_000000000020.zip").exists()
     assert list((run_dir / "checkpoints").glob(".*.tmp*"))  # the half file never took the real name
-    assert _scan(run_dir)[1] == (10, rows[0][1])  # a requeued worker would resume from step 10
+    assert scan(run_dir)[1] == (10, rows[0][1])  # a requeued worker would resume from step 10
 
 
 def test_cli_killed_during_ingest_then_the_next_command_ingests_the_rest(neurorl_home):
