@@ -102,9 +102,7 @@ def _protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFra
     section.text("Best checkpoint of each seed:").table(checkpoints.best_table(best))
     sections = [section]
 
-    higher = bool(best["higher_is_better"].iloc[0])
-    top = best.sort_values(["score", "step"], ascending=[not higher, False]).iloc[0]
-    sections.append(_panel_section(registry, config, runs, top, name, out, written))
+    sections.append(_panel_section(registry, config, runs, _top(best), name, out, written))
 
     if config["task"].get("kind") == "decision":
         sections.append(_decision_section(registry, run_ids, name, out, written))
@@ -138,26 +136,17 @@ def _metarl_protocol_sections(registry: Registry, config: dict, runs, evals: pd.
         index = best["model_based_index"].mean()
         _add_figure(section, files, f"Probability of repeating the first-stage choice after rewarded / unrewarded trials with a common or rare transition (best checkpoint per seed, dots; {name}). Reward x transition interaction (model-based index) {index:+.3f}, reward main effect {best['reward_effect'].mean():+.3f}: a model-free agent repeats rewarded choices whatever the transition; a model-based one repeats after rewarded common and unrewarded rare transitions.", written)
     sections.append(section)
-    higher = bool(best["higher_is_better"].iloc[0])
-    top = best.sort_values(["score", "step"], ascending=[not higher, False]).iloc[0]
-    sections.append(_state_section(registry, config, runs, top, name, out, written))
+    sections.append(_state_section(registry, config, runs, _top(best), name, out, written))
     return sections
 
 
 def _state_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
-    from ..backends.base import backend_for
-    from ..evaluation import verify_checkpoint
-
     section = html.Section(f"LSTM state over one episode ({name})")
-    run = next(r for r in runs if r.id == int(top["run_id"]))
-    with registry.session() as session:
-        ckpt = session.get(Checkpoint, int(top["checkpoint_id"]))
     try:
-        path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+        run, ckpt, policy = _load_best(registry, config, runs, top)
     except ValueError as exc:
         return section.notice(f"No state analysis: {exc}.")
     protocol = config["task"]["protocols"][name]
-    policy = backend_for(config).load_policy(config, path, "cpu")
     episode = metarl.record_episode(policy, config["task"], int(protocol.get("seed", PANEL_SEED)), protocol.get("kwargs") or None)
     files = metarl.state_pca(episode, out, f"state_pca_{checkpoints.safe_name(name)}")
     if files is None:
@@ -206,20 +195,31 @@ class Family:
     run_sections: Callable  # (config, runs, out, written) -> sections of stored run files
 
 
-def _panel_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
+def _load_best(registry: Registry, config: dict, runs, top: pd.Series):
+    """(run, checkpoint, policy) of a best-evaluation row; ValueError when its file is missing or damaged."""
     from ..backends.base import backend_for
     from ..evaluation import verify_checkpoint
 
-    section = html.Section(f"Trials of the best checkpoint ({name})")
     run = next(r for r in runs if r.id == int(top["run_id"]))
     with registry.session() as session:
         ckpt = session.get(Checkpoint, int(top["checkpoint_id"]))
+    path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+    return run, ckpt, backend_for(config).load_policy(config, path, "cpu")
+
+
+def _top(best: pd.DataFrame) -> pd.Series:
+    """The best of the seeds' best evaluations (ties: the later checkpoint)."""
+    higher = bool(best["higher_is_better"].iloc[0])
+    return best.sort_values(["score", "step"], ascending=[not higher, False]).iloc[0]
+
+
+def _panel_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
+    section = html.Section(f"Trials of the best checkpoint ({name})")
     try:
-        path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+        run, ckpt, policy = _load_best(registry, config, runs, top)
     except ValueError as exc:
         return section.notice(f"No trial panels: {exc}.")
     env_spec, seed = protocol_env(config, name)
-    policy = backend_for(config).load_policy(config, path, "cpu")
     records = panels.record_trials(policy, env_spec, PANEL_TRIALS, seed)
     caption = (
         f"Seed {run.seed}, checkpoint at step {ckpt.step} ({top['select']} {top['score']:.3f}): observations, "

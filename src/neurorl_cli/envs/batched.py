@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from abc import ABC, abstractmethod
 from typing import Any
 
 import gymnasium as gym
@@ -31,7 +32,7 @@ KINDS = {
 }
 
 
-class BatchedEnv:
+class BatchedEnv(ABC):
     """`n` episodes stepped together. Subclasses set `stimulus_dim`, `n_actions`,
     `episode_steps`, `trials_per_episode`, and implement `_reset` and `_step`."""
 
@@ -83,11 +84,13 @@ class BatchedEnv:
         return torch.cat([stimulus, previous, self.prev_reward[:, None], time], dim=1)
 
     # -- for subclasses
+    @abstractmethod
     def _reset(self) -> torch.Tensor:
-        raise NotImplementedError
+        """Draw new episodes; return the first stimulus (n, stimulus_dim)."""
 
+    @abstractmethod
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        raise NotImplementedError
+        """Apply the actions at step `self.t`: (next stimulus, reward, trial info)."""
 
 
 def env_class(kind: str) -> type[BatchedEnv]:
