@@ -17,6 +17,7 @@ def test_every_shipped_spec_loads_and_every_pair_fits():
         "neurogym": {"recurrent-ppo", "ppo", "a2c", "meta-a2c-lstm"},
         "meta-rl": {"recurrent-ppo", "meta-a2c-lstm"},
         "conditioning": {"distributional-td"},
+        "firefly": {"td3-modular", "td3-holistic"},
     }
     for name in tasks:
         task = catalog.load_task(name)

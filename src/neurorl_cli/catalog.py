@@ -140,7 +140,22 @@ class MetaRLTask(_Task):
         return self
 
 
-TaskSpec = Annotated[NeuroGymTask | ConditioningTask | MetaRLTask, Field(discriminator="family")]
+class FireflyTask(_Task):
+    """Firefly navigation (the modularity study): a batched torch environment, envs/firefly.py."""
+
+    family: Literal["firefly"]
+    kind: Literal["firefly"] = "firefly"
+    env: dict[str, Any] = Field(default_factory=dict)  # the environment's settings
+
+    @model_validator(mode="after")
+    def _valid_env(self):
+        from .envs.firefly import Firefly
+
+        Firefly(n=1, seed=0, **self.env)
+        return self
+
+
+TaskSpec = Annotated[NeuroGymTask | ConditioningTask | MetaRLTask | FireflyTask, Field(discriminator="family")]
 _TASK = TypeAdapter(TaskSpec)
 
 
@@ -165,7 +180,7 @@ class NativeModel(_Spec):
     name: str
     engine: Literal["native"]
     description: str = ""
-    algo: Literal["distributional-td", "meta-a2c-lstm"]
+    algo: Literal["distributional-td", "meta-a2c-lstm", "td3"]
     families: list[str]
     actions: list[Literal["discrete", "box"]] | None = None  # action spaces it can act in; None: it takes no actions
     hyper: dict[str, Any] = Field(default_factory=dict)
@@ -180,6 +195,8 @@ def native_hyper(algo: str):
     """The pydantic model of a native trainer's hyper-parameters."""
     if algo == "meta-a2c-lstm":
         from .backends.meta_a2c import Hyper
+    elif algo == "td3":
+        from .backends.td3 import Hyper
     else:
         from .backends.distributional_td import Hyper
     return Hyper
@@ -361,6 +378,10 @@ def _library_defaults(section: str, sub: str, spec: dict) -> dict[str, Any]:
         from .envs import batched
 
         return batched.env_kwargs(spec["kind"])
+    if section == "task" and sub == "env." and spec.get("family") == "firefly":
+        from .envs.firefly import Firefly
+
+        return describe_signature(Firefly.__init__)
     if section == "model" and sub == "hyper." and spec.get("engine") == "sb3":
         from .backends import sb3
 
@@ -560,6 +581,8 @@ def pair_problem(config: dict) -> str | None:
         obs_kind, act_kind, obs_space, act_space = _spaces(task["env"])
     elif task["family"] == "meta-rl":
         obs_kind, act_kind, obs_space, act_space = "vector", "discrete", "a vector", "Discrete(2)"
+    elif task["family"] == "firefly":
+        obs_kind, act_kind, obs_space, act_space = "vector", "box", "a vector", "Box(-1, 1, (2,))"
     else:
         return None
     if obs_kind not in model.get("observations", [obs_kind]):

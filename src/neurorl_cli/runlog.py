@@ -105,6 +105,10 @@ class RunLog:
         self._emit({"type": "checkpoint", "step": int(step), "path": rel, "sha256": atomic.sha256(target)})
         return target
 
+    def note(self, kind: str, **fields) -> None:
+        """An event for readers of the log (e.g. a training phase switch); ingest skips it."""
+        self._emit({"type": kind, "step": self.step, **fields})
+
     def artifact(self, kind: str, rel_path: str) -> None:
         """Announce a file the worker wrote (already renamed into place) for the registry."""
         self._emit({"type": "artifact", "kind": kind, "path": rel_path})

@@ -255,6 +255,7 @@ FAMILIES = {
     "neurogym": Family(training.TRAINING_KEY, "agent steps", _protocol_sections, lambda *args: []),
     "conditioning": Family(conditioning.TRAINING_KEY, "trials", _score_sections, _conditioning_run_sections),
     "meta-rl": Family("train/episode_reward", None, _metarl_protocol_sections, lambda *args: []),
+    "firefly": Family("perf/reward_rate", None, _score_sections, lambda *args: []),
 }
 
 

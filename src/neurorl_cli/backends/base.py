@@ -66,6 +66,7 @@ BACKENDS = {
     "sb3": "neurorl_cli.backends.sb3:SB3Backend",
     "native/distributional-td": "neurorl_cli.backends.distributional_td:DistributionalTDBackend",
     "native/meta-a2c-lstm": "neurorl_cli.backends.meta_a2c:MetaA2CBackend",
+    "native/td3": "neurorl_cli.backends.td3:TD3Backend",
 }
 
 

@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
         with registry.session() as session:
             run = queries.run(session, ref)
             config = session.get_one(Experiment, run.experiment_id).config
+        if config["task"].get("family") == "firefly":
+            raise UserError(f"run {run.id} is a firefly run: this version does not draw firefly trials yet (see `neurorl report`)")
         if config["task"].get("family") == "conditioning":
             return _watch_conditioning(registry, run, ref, gif, live, trials, trial_type)
         trials = trials or (EPISODE_TRIALS if config["task"]["family"] == "meta-rl" else NEUROGYM_TRIALS)

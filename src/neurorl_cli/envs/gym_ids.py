@@ -11,6 +11,7 @@ from __future__ import annotations
 IDS = {
     "Harlow-v0": "neurorl_cli.envs.batched:HarlowEnv",
     "TwoStep-v0": "neurorl_cli.envs.batched:TwoStepEnv",
+    "Firefly-v0": "neurorl_cli.envs.firefly:FireflyEnv",
 }
 
 
