@@ -43,6 +43,8 @@ holistic LSTM is sized for that), so the comparison is of wiring, not of capacit
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -200,7 +202,7 @@ class _LateActionQ(nn.Module):
 # --------------------------------------------------------------------------- twin critics
 
 
-class TwinCritic(nn.Module):
+class TwinCritic(nn.Module, ABC):
     """Two independent Q networks built by `_make_q` (TD3's clipped double Q).
 
     forward(obs_seq (T, B, obs_dim), action_seq (T, B, action_dim), state=None)
@@ -218,8 +220,9 @@ class TwinCritic(nn.Module):
         self.q2_net = self._make_q(obs_dim, action_dim)
         self.apply(init_weights_)  # separate draws, so the twins start different
 
+    @abstractmethod
     def _make_q(self, obs_dim: int, action_dim: int) -> nn.Module:
-        raise NotImplementedError
+        """One Q network; each critic class wires it its own way."""
 
     def _check(self, obs_seq, action_seq):
         _check_seq(obs_seq, self.obs_dim, "obs_seq")
