@@ -209,7 +209,7 @@ def evaluate_batched(policy, task: dict, protocol: dict, deterministic: bool = T
     """Enough whole episodes for the protocol's trials, run at once from its seed."""
     from .envs import batched
 
-    per_episode = batched.make(task, 1, 0, extra_kwargs=protocol.get("kwargs") or None).trials_per_episode
+    per_episode = batched.trials_per_episode(task, protocol.get("kwargs") or None)
     episodes = math.ceil(protocol["trials"] / per_episode)
     rows = run_episodes(policy, task, episodes, protocol["seed"], protocol.get("kwargs") or None, deterministic)
     return batched_metrics(task["kind"], rows, episodes), rows

@@ -46,10 +46,9 @@ def env_seed(seed: int, index: int) -> int:
 def make_single_env(task: dict, seed: int):
     """One gymnasium environment of a task: NeuroGym's, or a view of one of our batched tasks."""
     if task["family"] == "meta-rl":
-        from ..envs.batched import HarlowEnv, TwoStepEnv
+        from ..envs.batched import single_env
 
-        cls = {"harlow": HarlowEnv, "two-step": TwoStepEnv}[task["kind"]]
-        return cls(seed=seed, **task.get("env", {}))
+        return single_env(task["kind"])(seed=seed, **task.get("env", {}))
     return make_env(task["env"], seed=seed)
 
 

@@ -330,24 +330,25 @@ class TD3Backend:
                 save(counts[unit])
                 return
 
+    # Trained agents act and are evaluated on the CPU, where the evaluation environments are.
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu"):
-        from ..nets.firefly import make_actor
-
-        saved = torch.load(checkpoint, map_location=resolve_device(device), weights_only=False)
-        hyper = Hyper(**saved["hyper"])
-        actor = make_actor(hyper.actor, 6, 2)
-        actor.load_state_dict(saved["agent"]["actor"])
-        actor.eval()
-        return FireflyPolicy(actor)
+        return FireflyPolicy(_load_nets(checkpoint)[1])
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
-        from ..nets.firefly import make_critic
+        hyper, actor, critic = _load_nets(checkpoint)
+        return evaluate_actor(actor, config, protocol, critic=critic, gamma=hyper.gamma)
 
-        policy = self.load_policy(config, checkpoint, device)
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        critic = make_critic(Hyper(**saved["hyper"]).critic, 6, 2)
-        critic.load_state_dict(saved["agent"]["critic"])
-        return evaluate_actor(policy.actor, config, protocol, critic=critic, gamma=Hyper(**saved["hyper"]).gamma)
+
+def _load_nets(checkpoint: Path):
+    """(hyper, actor, critic) of a checkpoint, read once."""
+    from ..nets.firefly import make_actor, make_critic
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    hyper = Hyper(**saved["hyper"])
+    actor, critic = make_actor(hyper.actor, 6, 2), make_critic(hyper.critic, 6, 2)
+    actor.load_state_dict(saved["agent"]["actor"])
+    critic.load_state_dict(saved["agent"]["critic"])
+    return hyper, actor.eval(), critic.eval()
 
 
 def _replay_tail(replay: TrajectoryReplay, keep: int = 2000):

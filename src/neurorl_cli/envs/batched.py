@@ -110,6 +110,16 @@ def make(task: dict, n: int, seed: int, device: str = "cpu", extra_kwargs: dict 
     return env_class(task["kind"])(n=n, seed=seed, device=device, **{**task.get("env", {}), **(extra_kwargs or {})})
 
 
+def trials_per_episode(task: dict, extra_kwargs: dict | None = None) -> int:
+    """From the settings alone (every kind names it `trials`), without building the environment."""
+    return int({**env_kwargs(task["kind"]), **task.get("env", {}), **(extra_kwargs or {})}["trials"])
+
+
+def single_env(kind: str) -> type[SingleEnv]:
+    """The gymnasium view of a kind (HarlowEnv, TwoStepEnv)."""
+    return {cls.kind: cls for cls in SingleEnv.__subclasses__()}[kind]
+
+
 def check(kind: str, kwargs: dict) -> None:
     """Raise ValueError when `kwargs` do not make a valid environment of this kind."""
     known = env_kwargs(kind)

@@ -169,7 +169,6 @@ class NeuroGymBatch:
     def __init__(self, env_spec: dict, n: int, seed: int, device: str = "cpu"):
         import torch
 
-        self.torch = torch
         self.envs = [make_env(env_spec, seed=seed * 1_000 + i) for i in range(n)]
         space = self.envs[0].action_space
         if not isinstance(space, gym.spaces.Discrete):
@@ -182,11 +181,15 @@ class NeuroGymBatch:
 
     def reset(self):
         self.alive = np.ones(self.n, dtype=bool)
-        return self.torch.as_tensor(np.stack([env.reset()[0] for env in self.envs]).reshape(self.n, -1),
-                                    dtype=self.torch.float32, device=self.device)
+        import torch
+
+        return torch.as_tensor(np.stack([env.reset()[0] for env in self.envs]).reshape(self.n, -1),
+                               dtype=torch.float32, device=self.device)
 
     def step(self, action):
-        actions = np.asarray(self.torch.as_tensor(action).cpu())
+        import torch
+
+        actions = np.asarray(torch.as_tensor(action).cpu())
         obs = np.zeros((self.n, self.obs_dim), dtype=np.float32)
         reward = np.zeros(self.n, dtype=np.float32)
         trial_end = np.zeros(self.n, dtype=bool)
@@ -199,7 +202,6 @@ class NeuroGymBatch:
                 correct[i] = float(info.get("performance", np.nan))
             if terminated or truncated:
                 self.alive[i] = False
-        t = self.torch
-        info = {"trial_end": t.as_tensor(trial_end, device=self.device), "correct": t.as_tensor(correct, device=self.device)}
-        done = t.as_tensor(~self.alive, device=self.device)
-        return t.as_tensor(obs, device=self.device), t.as_tensor(reward, device=self.device), done, info
+        info = {"trial_end": torch.as_tensor(trial_end, device=self.device), "correct": torch.as_tensor(correct, device=self.device)}
+        done = torch.as_tensor(~self.alive, device=self.device)
+        return torch.as_tensor(obs, device=self.device), torch.as_tensor(reward, device=self.device), done, info
