@@ -46,6 +46,9 @@ bench: install
 	$(BIN)/python bench/metarl.py speed
 	$(BIN)/python bench/metarl.py harlow
 	$(BIN)/python bench/metarl.py two-step
+	$(BIN)/python bench/firefly.py eval
+	$(BIN)/python bench/doom_adapter.py
+	$(BIN)/python bench/doom_fps.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

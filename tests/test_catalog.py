@@ -17,7 +17,8 @@ def test_every_shipped_spec_loads_and_every_pair_fits():
         "neurogym": {"recurrent-ppo", "ppo", "a2c", "meta-a2c-lstm"},
         "meta-rl": {"recurrent-ppo", "meta-a2c-lstm"},
         "conditioning": {"distributional-td"},
-        "firefly": {"td3-modular", "td3-holistic"},
+        "firefly": {"td3-modular", "td3-holistic", "ekf-td3", "holistic-ekf"},
+        "doom": {"retinal-simple", "retinal-lindsey", "retinal-recurrent-ppo"},
     }
     for name in tasks:
         task = catalog.load_task(name)

@@ -9,35 +9,62 @@ import sqlite3
 import pytest
 import torch
 
-from neurorl_cli.backends.td3 import TrajectoryReplay, smooth_target
+from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend, TrajectoryReplay, TransitionReplay, smooth_target
 
 from .conftest import cli
 
 pytestmark = pytest.mark.slow
 
 
-def test_td3_modular_trains_evaluates_and_reports(neurorl_home):
+# Few, cheap updates: the point here is the plumbing (phases, checkpoints, evaluation, report).
+TINY = ["--set", "model.warmup_trials=16", "--set", "model.phase2_rewarded=0", "--set", "model.replay_period=64"]
+
+
+@pytest.mark.parametrize("model", ["td3-modular", "td3-holistic", "ekf-td3"])
+def test_tiny_training_evaluation_report_and_watch(neurorl_home, model):
     # Phase I ends after 100 trials whatever the success (threshold 0), so phase II runs too.
-    cli("train", "firefly", "td3-modular", "--trials", "32", "--checkpoint-every", "16",
-        "--set", "model.warmup_trials=16", "--set", "model.phase2_rewarded=0", check=True)
+    cli("train", "firefly", model, "--trials", "32", "--checkpoint-every", "16", *TINY, check=True)
     con = sqlite3.connect(neurorl_home / "registry.db")
     run_dir, = con.execute("SELECT run_dir FROM run").fetchone()
     steps = [s for (s,) in con.execute("SELECT step FROM checkpoint ORDER BY step")]
+    phase1 = con.execute("SELECT COUNT(*) FROM metric WHERE key = 'phase1/rewarded_fraction'").fetchone()[0]
     con.close()
-    assert steps == [16, 32]
+    assert steps == [16, 32] and phase1 >= 1
     events = [json.loads(line) for line in open(f"{run_dir}/events.jsonl")]
     assert [e["phase"] for e in events if e["type"] == "phase"] == [2]
     cli("eval", "1", "--all-checkpoints", "--protocol", "gain1x", "--protocol", "gain2x", "--trials", "50", check=True)
     con = sqlite3.connect(neurorl_home / "registry.db")
     rows = con.execute("SELECT protocol, metrics FROM evaluation").fetchall()
+    trials = con.execute("SELECT COUNT(*) FROM trial").fetchone()[0]
     con.close()
-    assert sorted({p for p, _ in rows}) == ["gain1x", "gain2x"] and len(rows) == 4
+    assert sorted({p for p, _ in rows}) == ["gain1x", "gain2x"] and len(rows) == 4 and trials == 4 * 50
     for _, metrics in rows:
         m = json.loads(metrics)
         assert 0 <= m["reward_fraction"] <= 1 and m["distance_cm"] > 0 and m["trials"] == 50
         assert {"reward_rate", "overshoot_cm", "td_error", "value_estimate"} <= set(m)
     cli("report", "1", "--out", str(neurorl_home / "rep"), check=True)
+    page = (neurorl_home / "rep" / "index.html").read_text()
     assert (neurorl_home / "rep" / "checkpoints_gain2x.png").is_file()
+    assert (neurorl_home / "rep" / "trajectories_gain1x.png").is_file()
+    assert (neurorl_home / "rep" / "gain_generalisation.png").is_file()
+    # recurrent actors get their state decoded; the EKF agent has no state to decode
+    assert (neurorl_home / "rep" / "belief_decoding_gain1x.png").is_file() == (model != "ekf-td3")
+    assert "Gain generalisation" in page
+    gif = neurorl_home / "watch.gif"
+    cli("watch", "1", "--checkpoint", "latest", "--trials", "2", "--gif", str(gif), check=True)
+    import imageio.v3 as iio
+
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] >= 4 and frames.shape[-1] == 3
+
+
+def test_task_report_compares_models_over_training(neurorl_home):
+    for model in ("td3-modular", "td3-holistic"):
+        cli("train", "firefly", model, "--trials", "16", "--checkpoint-every", "16", "--name", model, *TINY, check=True)
+        cli("eval", model, "--all-checkpoints", "--protocol", "gain1x", "--trials", "20", check=True)
+    cli("report", "--task", "firefly", "--out", str(neurorl_home / "rep"), check=True)
+    table = (neurorl_home / "rep" / "comparison_gain1x.csv").read_text()
+    assert "td3-modular" in table and "td3-holistic" in table
 
 
 def test_bad_actor_name_is_one_line(neurorl_home):
@@ -54,6 +81,20 @@ def test_target_smoothing_keeps_sides():
     assert (m[:, 0] >= 0.1).all() and (m[:, 1] <= -0.1).all()  # each moving component keeps its side
 
 
+def test_transition_replay_wraps_and_pairs_next_beliefs():
+    replay = TransitionReplay(capacity=10, generator=torch.Generator().manual_seed(0))
+    for k in range(3):  # 3 trajectories of 4 steps: 12 transitions into 10 slots
+        belief = torch.arange(4, dtype=torch.float32)[:, None].repeat(1, 13) + 10 * k
+        replay.add({"belief": belief, "obs": torch.zeros(4, 6), "action": torch.zeros(4, 2), "reward": torch.zeros(4),
+                    "done": torch.tensor([0.0, 0, 0, 1])})
+    assert len(replay) == 10 and replay.trajectories_added == 3
+    batch = replay.sample(64)
+    assert batch["belief"].shape == (1, 64, 13) and batch["next_belief"].shape == (1, 64, 13)
+    now, nxt, done = batch["belief"][0, :, 0], batch["next_belief"][0, :, 0], batch["done"][0]
+    assert torch.equal(nxt[done == 0], now[done == 0] + 1) and (nxt[done == 1] == 0).all()
+    assert not (now == 0).any()  # the first trajectory's first two steps were overwritten
+
+
 def test_replay_batches_one_length_and_drops_the_oldest():
     replay = TrajectoryReplay(capacity=5, generator=torch.Generator().manual_seed(1))
     for length in (3, 3, 4, 4, 4, 5):
@@ -62,3 +103,35 @@ def test_replay_batches_one_length_and_drops_the_oldest():
     for _ in range(20):
         batch = replay.sample(8)
         assert batch["obs"].shape[1:] == (8, 6) and batch["obs"].shape[0] in (3, 4, 5)
+
+
+@pytest.mark.parametrize("actor,critic", [("Actor3", "Critic5"), ("Actor2", "Critic4"), ("MLPActor", "MLPCritic"), ("ActorEKF", "Critic1")])
+def test_batched_evaluation_equals_one_checkpoint_at_a_time(tmp_path, actor, critic):
+    config = {"task": {"env": {"process_noise": 0.2, "observation_noise": 0.1}}}
+    paths = []
+    for k in range(3):
+        torch.manual_seed(k)
+        hyper = Hyper(actor=actor, critic=critic)
+        paths.append(tmp_path / f"{k}.pt")
+        torch.save({"agent": TD3(hyper, "cpu").state_dict(), "hyper": hyper.model_dump()}, paths[-1])
+    protocol = {"trials": 30, "seed": 5, "kwargs": {"gain": 1.5, "perturbation": "normal"}}
+    backend = TD3Backend()
+    alone = [backend.evaluate(config, p, protocol) for p in paths]
+    together = backend.evaluate_many(config, paths, protocol)
+    assert alone[0][0] != alone[1][0]  # different agents, different results
+    for (m1, rows1), (m2, rows2) in zip(alone, together):
+        assert m1.keys() == m2.keys()
+        for key in m1:
+            assert m2[key] == pytest.approx(m1[key], rel=1e-4, abs=1e-5), key
+        assert [r["steps"] for r in rows1] == [r["steps"] for r in rows2]
+
+
+def test_a_damaged_checkpoint_is_reported_in_place_and_the_others_evaluated(tmp_path):
+    config = {"task": {"env": {}}}
+    hyper = Hyper()
+    good = tmp_path / "good.pt"
+    torch.save({"agent": TD3(hyper, "cpu").state_dict(), "hyper": hyper.model_dump()}, good)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    results = TD3Backend().evaluate_many(config, [bad, good], {"trials": 5, "seed": 0})
+    assert isinstance(results[0], Exception) and results[1][0]["trials"] == 5

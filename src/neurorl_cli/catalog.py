@@ -155,7 +155,50 @@ class FireflyTask(_Task):
         return self
 
 
-TaskSpec = Annotated[NeuroGymTask | ConditioningTask | MetaRLTask | FireflyTask, Field(discriminator="family")]
+class DoomProtocol(_Spec):
+    """An evaluation of a ViZDoom task: whole episodes, counted in episodes rather than trials."""
+
+    episodes: int = Field(10, gt=0)
+    select: str = "true_reward"  # the metric that picks the best checkpoint (the unshaped episode reward)
+    mode: Literal["max", "min"] = "max"
+    seed: int = 100_000  # evaluation episodes come from their own seed, apart from training seeds
+    kwargs: dict[str, Any] = Field(default_factory=dict)  # task settings that differ from training
+    actions: Literal["greedy", "sampled"] = "greedy"
+
+    @field_validator("kwargs")
+    @classmethod
+    def _settings_an_evaluation_may_change(cls, kwargs: dict):
+        # The network's input is fixed by width/height, so an evaluation may change only these.
+        allowed = {"scenario", "frame_skip", "shape_reward"}
+        extra = sorted(set(kwargs) - allowed)
+        if extra:
+            raise ValueError(f"{', '.join(extra)}: an evaluation may change only {', '.join(sorted(allowed))}")
+        return kwargs
+
+
+class DoomTask(_Task):
+    """A ViZDoom scenario (envs/doom.py): neurorl's `retinal_<name>` or one bundled with vizdoom."""
+
+    family: Literal["doom"]
+    kind: Literal["doom"] = "doom"
+    scenario: str  # retinal_<name> (scenarios/) or a vizdoom scenario (basic, health_gathering, ...)
+    frame_skip: int = Field(4, gt=0)  # action repeat, in tics
+    width: int = Field(128, gt=0)  # observation size after resizing the 160x120 screen
+    height: int = Field(72, gt=0)
+    shape_reward: bool = True  # +1 whenever HEALTH rises; the engine's reward is reported apart
+    protocols: dict[str, DoomProtocol] = Field(default_factory=lambda: {"default": DoomProtocol()})
+
+    @field_validator("budget")
+    @classmethod
+    def _steps_only(cls, budget: Budget):
+        if budget.units != ["steps"]:
+            raise ValueError("a Doom task's budget counts agent steps: units = [\"steps\"]")
+        return budget
+
+
+TaskSpec = Annotated[
+    NeuroGymTask | ConditioningTask | MetaRLTask | FireflyTask | DoomTask, Field(discriminator="family")
+]
 _TASK = TypeAdapter(TaskSpec)
 
 
@@ -172,6 +215,21 @@ class SB3Model(_Spec):
     actions: list[Literal["discrete", "box", "multidiscrete", "multibinary"]]
     hyper: dict[str, Any] = Field(default_factory=dict)
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # A retinal encoder (nets/retinal.py) as the policy's features extractor, for image
+    # observations: `name` plus any of its settings (global_channels, hidden_size, ...).
+    encoder: dict[str, Any] | None = None
+
+    @field_validator("encoder")
+    @classmethod
+    def _valid_encoder(cls, encoder: dict | None):
+        if encoder is not None:
+            from .nets import retinal
+
+            settings = dict(encoder)
+            if "name" not in settings:
+                raise ValueError(f"give the encoder's name: one of {', '.join(retinal.ENCODERS)}")
+            retinal.encoder_settings(settings.pop("name"), **settings)
+        return encoder
 
 
 class NativeModel(_Spec):
@@ -202,7 +260,92 @@ def native_hyper(algo: str):
     return Hyper
 
 
-ModelSpec = Annotated[SB3Model | NativeModel, Field(discriminator="engine")]
+# The settings of a retinal encoder (nets/retinal.py), shared by the engines that use one.
+ENCODER_SETTINGS = ("global_channels", "retinal_bottleneck", "vvs_depth", "kernel_size", "retinal_stride",
+                    "activation", "greyscale", "hidden_size")
+
+
+class SampleFactoryHyper(BaseModel):
+    """Every setting of a sample-factory model, with its default (backends/sample_factory.py).
+
+    Defaults are sample-factory 1.x APPO's with retinal-rl's overrides (reference, sf1-legacy;
+    learning_rate and gamma are SF1's base defaults as remembered, not confirmed in a source),
+    except `num_workers`: sample-factory starts one per CPU core; 2 keeps a laptop usable.
+    Encoder settings left at None take the encoder's own default (nets/retinal.py).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # encoder (nets/retinal.py)
+    global_channels: int | None = Field(None, gt=0)
+    retinal_bottleneck: int | None = Field(None, gt=0)  # retinal-lindsey only
+    vvs_depth: int | None = Field(None, ge=0)  # retinal-lindsey only
+    kernel_size: int | None = Field(None, gt=0)
+    retinal_stride: int | None = Field(None, gt=0)
+    activation: Literal["elu", "relu", "tanh", "linear"] = "elu"
+    greyscale: bool = False
+    hidden_size: int = Field(64, gt=0)  # encoder output and GRU size (retinal override; SF: 512)
+    # sample-factory APPO
+    num_workers: int = Field(2, gt=0)  # rollout worker processes (SF: one per core)
+    num_envs_per_worker: int = Field(10, gt=0)  # retinal override (SF: 2)
+    worker_num_splits: int = Field(2, gt=0)  # double-buffered sampling
+    batch_size: int = Field(2048, gt=0)  # retinal override (SF: 1024)
+    num_batches_per_epoch: int = Field(1, gt=0)
+    num_epochs: int = Field(1, gt=0)  # PPO epochs per batch
+    rollout: int = Field(32, gt=0)
+    recurrence: int = Field(32, gt=0)  # BPTT length
+    rnn_type: Literal["gru", "lstm"] = "gru"
+    rnn_num_layers: int = Field(1, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    gae_lambda: float = Field(0.95, ge=0, le=1)  # used only without V-trace
+    with_vtrace: bool = True
+    ppo_clip_ratio: float = Field(0.1, gt=0)
+    ppo_clip_value: float = Field(0.2, gt=0)  # retinal override (SF: 1.0)
+    value_loss_coeff: float = Field(0.5, ge=0)
+    exploration_loss: Literal["entropy", "symmetric_kl"] = "symmetric_kl"  # retinal override
+    exploration_loss_coeff: float = Field(0.001, ge=0)  # retinal override (SF: 0.003)
+    reward_scale: float = Field(0.1, gt=0)  # retinal override (SF: 1.0)
+    max_grad_norm: float = Field(4.0, ge=0)
+    adam_eps: float = Field(1e-6, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.rollout % self.recurrence:
+            raise ValueError(f"rollout ({self.rollout}) must be a multiple of recurrence ({self.recurrence})")
+        if self.batch_size % self.recurrence:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of recurrence ({self.recurrence})")
+        if self.num_envs_per_worker % self.worker_num_splits:
+            raise ValueError(f"num_envs_per_worker ({self.num_envs_per_worker}) must be a multiple of "
+                             f"worker_num_splits ({self.worker_num_splits})")
+        return self
+
+    def encoder_settings(self) -> dict[str, Any]:
+        """The encoder's settings as make_encoder takes them (None: the encoder's default)."""
+        return {k: getattr(self, k) for k in ENCODER_SETTINGS if getattr(self, k) is not None}
+
+
+class SampleFactoryModel(_Spec):
+    """A retinal encoder + GRU core trained by sample-factory's APPO (backends/sample_factory.py)."""
+
+    name: str
+    engine: Literal["sample-factory"]
+    description: str = ""
+    algo: Literal["APPO"] = "APPO"
+    encoder: Literal["retinal-simple", "retinal-lindsey"]
+    families: list[str] = Field(default_factory=lambda: ["doom"])
+    hyper: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid_hyper(self):
+        from .nets import retinal
+
+        hyper = SampleFactoryHyper.model_validate(self.hyper)
+        retinal.encoder_settings(self.encoder, **hyper.encoder_settings())
+        return self
+
+
+ModelSpec = Annotated[SB3Model | NativeModel | SampleFactoryModel, Field(discriminator="engine")]
 _MODEL = TypeAdapter(ModelSpec)
 
 
@@ -212,7 +355,7 @@ _DESCRIPTIVE = {"description"}
 
 # Fields added after configs were first stored, left out at their defaults so that those
 # configs (and their hashes) stay what they were.
-_ADDED = {"model_defaults": {}, "actions": None}
+_ADDED = {"model_defaults": {}, "actions": None, "encoder": None}
 _ADDED_TO_PROTOCOLS = {"actions": "greedy"}
 
 
@@ -344,7 +487,8 @@ def split_grid(text: str) -> list[str]:
 
 # Where a short key is looked up, in order: `--set model.learning_rate=...` means
 # model.hyper.learning_rate; `--set task.dt=50` means task.env.kwargs.dt.
-_SHORTCUTS = {"model": ["", "hyper.", "policy_kwargs."], "task": ["", "env.kwargs.", "env.", "schedule."]}
+# `--set model.global_channels=8` on an sb3 model with a retinal encoder means model.encoder.global_channels.
+_SHORTCUTS = {"model": ["", "hyper.", "policy_kwargs.", "encoder."], "task": ["", "env.kwargs.", "env.", "schedule."]}
 
 
 def _check_type(key: str, old: Any, new: Any) -> Any:
@@ -388,6 +532,15 @@ def _library_defaults(section: str, sub: str, spec: dict) -> dict[str, Any]:
         return sb3.constructor_defaults(spec["algo"])
     if section == "model" and sub == "hyper." and spec.get("engine") == "native":
         return {k: f.default for k, f in native_hyper(spec["algo"]).model_fields.items()}
+    if section == "model" and sub == "hyper." and spec.get("engine") == "sample-factory":
+        from .nets import retinal
+
+        defaults = {k: f.default for k, f in SampleFactoryHyper.model_fields.items()}
+        return {**defaults, **retinal.DEFAULTS[spec["encoder"]]}  # typed by the encoder's own defaults
+    if section == "model" and sub == "encoder." and spec.get("engine") == "sb3" and spec.get("encoder"):
+        from .nets import retinal
+
+        return {k: None for k in ENCODER_SETTINGS} | retinal.DEFAULTS[spec["encoder"]["name"]]
     return {}
 
 
@@ -504,8 +657,13 @@ def run_hash(config: dict, seed: int) -> str:
     return config_hash({"experiment": experiment_hash(config), "seed": seed})
 
 
+DOOM_ENV = ("scenario", "frame_skip", "width", "height", "shape_reward")  # a Doom task's environment settings
+
+
 def task_environment(task: dict) -> dict:
-    """What a task's trials come from: a NeuroGym env table or a conditioning schedule."""
+    """What a task's trials come from: a NeuroGym env table, a conditioning schedule, a Doom scenario."""
+    if task.get("family") == "doom":
+        return {key: task[key] for key in DOOM_ENV}
     return {key: task[key] for key in ("env", "schedule") if key in task}
 
 
@@ -583,6 +741,8 @@ def pair_problem(config: dict) -> str | None:
         obs_kind, act_kind, obs_space, act_space = "vector", "discrete", "a vector", "Discrete(2)"
     elif task["family"] == "firefly":
         obs_kind, act_kind, obs_space, act_space = "vector", "box", "a vector", "Box(-1, 1, (2,))"
+    elif task["family"] == "doom":
+        return _doom_problem(task, model)
     else:
         return None
     if obs_kind not in model.get("observations", [obs_kind]):
@@ -591,6 +751,38 @@ def pair_problem(config: dict) -> str | None:
     if act_kind not in (model.get("actions") or [act_kind]):
         return (f"{model['name']} acts in {'/'.join(model['actions'])} spaces, but {task['name']} needs "
                 f"{act_kind} ({act_space}): choose another model (see `neurorl tasks`)")
+    return None
+
+
+def _doom_problem(task: dict, model: dict) -> str | None:
+    """A Doom task needs its scenario, a model that takes images, and an encoder that fits them."""
+    from .envs import doom
+    from .nets import retinal
+
+    try:
+        doom.scenario_path(task["scenario"])
+    except UserError as exc:
+        return str(exc)
+    shape = f"Box(0, 255, ({task['height']}, {task['width']}, 3), uint8)"
+    if model["engine"] == "sb3":
+        if "image" not in model.get("observations", []):
+            return (f"{model['name']} takes {'/'.join(model['observations'])} observations, but {task['name']} "
+                    f"gives images ({shape}): choose a model with an image encoder (see `neurorl tasks`)")
+        if "multidiscrete" not in model.get("actions", []):
+            return (f"{model['name']} acts in {'/'.join(model['actions'])} spaces, but {task['name']} needs "
+                    f"multidiscrete (MultiDiscrete([3 3]): turn x move): choose another model (see `neurorl tasks`)")
+        if not model.get("encoder"):
+            return None
+        settings = dict(model["encoder"])
+        name = settings.pop("name")
+    elif model["engine"] == "sample-factory":
+        name, settings = model["encoder"], SampleFactoryHyper.model_validate(model["hyper"]).encoder_settings()
+    else:
+        return None
+    try:
+        retinal.conv_shapes(name, (3, task["height"], task["width"]), **settings)
+    except UserError as exc:
+        return str(exc)
     return None
 
 

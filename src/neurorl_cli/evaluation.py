@@ -282,8 +282,8 @@ def protocols_of(config: dict, names: list[str], trials: int | None) -> dict[str
     out = {}
     for name in names or list(known):
         protocol = dict(known[name])
-        if trials is not None:
-            protocol["trials"] = trials
+        if trials is not None:  # Doom protocols count whole episodes instead of trials
+            protocol["episodes" if "episodes" in protocol else "trials"] = trials
         out[name] = (protocol, catalog.protocol_hash(catalog.task_environment(config["task"]), protocol))
     return out
 
@@ -311,25 +311,48 @@ def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None,
     failures = 0
     with Progress(console=err, transient=False) as progress:
         bar = progress.add_task(f"evaluating {len(todo)} checkpoint x protocol cells", total=len(todo))
-        for run_id, run_dir, ck_id, step, path, sha, name in todo:
-            protocol, digest = protocols[name]
-            try:
-                file = verify_checkpoint(run_dir, path, sha)
-                metrics, trials_done = backend.evaluate(config, file, protocol, device)
-            except Exception as exc:  # a damaged file: report, skip, go on with the others
-                err.print(f"[yellow]warning:[/] run {run_id} step {step}: {exc}; skipped")
-                failures += 1
+        for name, (protocol, digest) in protocols.items():
+            cells = [cell for cell in todo if cell[-1] == name]
+            for (run_id, _, ck_id, step, *_), result in _evaluated(backend, config, protocol, cells, device):
                 progress.advance(bar)
-                continue
-            with Session(engine) as session:
-                ev = Evaluation(
-                    checkpoint_id=ck_id, protocol=name, protocol_hash=digest, select=protocol["select"],
-                    score=metrics[protocol["select"]], higher_is_better=protocol.get("mode", "max") == "max",
-                    trials=int(metrics.get("trials", protocol["trials"])), metrics=metrics,
-                )
-                session.add(ev)
-                session.flush()
-                session.add_all(Trial(evaluation_id=ev.id, **t) for t in trials_done)
-                session.commit()
-            progress.advance(bar)
+                if isinstance(result, Exception):  # a damaged file: report, skip, go on with the others
+                    err.print(f"[yellow]warning:[/] run {run_id} step {step}: {result}; skipped")
+                    failures += 1
+                    continue
+                metrics, trials_done = result
+                with Session(engine) as session:
+                    ev = Evaluation(
+                        checkpoint_id=ck_id, protocol=name, protocol_hash=digest, select=protocol["select"],
+                        score=metrics[protocol["select"]], higher_is_better=protocol.get("mode", "max") == "max",
+                        trials=int(metrics["trials"] if "trials" in metrics else protocol["trials"]), metrics=metrics,
+                    )
+                    session.add(ev)
+                    session.flush()
+                    session.add_all(Trial(evaluation_id=ev.id, **t) for t in trials_done)
+                    session.commit()
     return failures
+
+
+BATCHED_CHECKPOINTS = 50  # checkpoints a backend with `evaluate_many` evaluates in one pass
+
+
+def _evaluated(backend, config: dict, protocol: dict, cells: list[tuple], device: str):
+    """(cell, (metrics, trials) or the exception that stopped it) for each checkpoint cell; a
+    backend that can evaluate several checkpoints in one pass gets them in batches."""
+    ready = []
+    for cell in cells:
+        _, run_dir, _, _, path, sha, _ = cell
+        try:
+            ready.append((cell, verify_checkpoint(run_dir, path, sha)))
+        except ValueError as exc:
+            yield cell, exc
+    if hasattr(backend, "evaluate_many"):
+        for start in range(0, len(ready), BATCHED_CHECKPOINTS):
+            chunk = ready[start:start + BATCHED_CHECKPOINTS]
+            yield from zip((c for c, _ in chunk), backend.evaluate_many(config, [f for _, f in chunk], protocol, device))
+        return
+    for cell, file in ready:
+        try:
+            yield cell, backend.evaluate(config, file, protocol, device)
+        except Exception as exc:
+            yield cell, exc

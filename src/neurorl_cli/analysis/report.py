@@ -20,10 +20,12 @@ from ..catalog import budget_total
 from ..errors import UserError
 from ..registry import queries
 from ..registry.models import Artifact, Checkpoint
-from . import checkpoints, conditioning, html, metarl, methods, panels, psychometric, training
+from . import checkpoints, conditioning, firefly, html, metarl, methods, panels, psychometric, retinal, training
 from .figures import FigureFiles
 from .stats import bootstrap_ci
 
+# The columns `api.Registry.evaluations` gives every protocol; the others are its own metrics.
+EVALUATION_COLUMNS = ["evaluation_id", "experiment_id", "run_id", "seed", "checkpoint_id", "step", "protocol", "select", "score", "higher_is_better", "trials"]
 PANEL_TRIALS = 8
 PANEL_SEED = 0  # used when a protocol names no seed of its own
 
@@ -69,13 +71,14 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
     sections = [html.Section("Methods").text(methods.methods_paragraph(config, [r.seed for r in runs], [r.versions for r in runs]))]
 
     train = html.Section("Training")
-    key = family.training_key
-    metrics = registry.metrics(run_ids, key=key)
-    if len(metrics):
-        files = training.training_curve(metrics, out, key=key, xlabel=family.x_label or budget_total(config)[0])
-        _add_figure(train, files, f"{key} during training: seeds (thin), mean and 95% bootstrap interval over seeds.", written)
-    else:
-        train.notice(f"No {key} has been logged for these runs yet.")
+    for key in (family.training_key, *family.more_training_keys):
+        metrics = registry.metrics(run_ids, key=key)
+        if len(metrics):
+            stem = "training_curve" if key == family.training_key else f"training_{checkpoints.safe_name(key)}"
+            files = training.training_curve(metrics, out, key=key, stem=stem, xlabel=family.x_label or budget_total(config)[0])
+            _add_figure(train, files, f"{key} during training: seeds (thin), mean and 95% bootstrap interval over seeds.", written)
+        else:
+            train.notice(f"No {key} has been logged for these runs yet.")
     sections.append(train)
 
     evals = registry.evaluations(run_ids, protocol)
@@ -140,6 +143,37 @@ def _metarl_protocol_sections(registry: Registry, config: dict, runs, evals: pd.
     return sections
 
 
+def _firefly_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """Scores; under the protocol that selects checkpoints (the task's first), the best
+    checkpoint's paths, the decoding of its recurrent state, and its gain generalisation."""
+    sections = _score_sections(registry, config, runs, evals, name, out, written)
+    if name != next(iter(config["task"]["protocols"])):
+        return sections
+    run_ids = [r.id for r in runs]
+    best = registry.best_evaluations(run_ids, name)
+    section = html.Section(f"Behaviour and belief of the best checkpoint ({name})")
+    try:
+        run, ckpt, path = _best_file(registry, runs, _top(best))
+    except ValueError as exc:
+        return [*sections, section.notice(f"No analysis: {exc}.")]
+    recording = firefly.record(config, path, config["task"]["protocols"][name])
+    stem = checkpoints.safe_name(name)
+    _add_figure(section, firefly.trajectories(recording, out, f"trajectories_{stem}"), f"Seed {run.seed}, checkpoint at {ckpt.step}: paths of 12 {name} trials seen from above (triangle: start, facing up; cross and disc: target and its 65 cm reward zone; circle: the stop, filled when rewarded).", written)
+    errors = firefly.decoding_errors(recording)
+    if errors is None:
+        section.notice("This agent keeps no recurrent state (its memory is the EKF): nothing to decode.")
+    else:
+        _add_figure(section, firefly.decoding_plot(errors, out, f"belief_decoding_{stem}"), f"Position relative to the target decoded linearly from the actor's LSTM state (fitted on half of {len(recording['target'])} trials, tested on the other half) beside the error of an EKF given the same observations and actions, per time step.", written)
+    sections.append(section)
+    chosen = set(best["checkpoint_id"])
+    gains = firefly.gain_table(evals[evals["checkpoint_id"].isin(chosen)])
+    if gains["gain"].nunique() >= 2 if len(gains) else False:
+        section = html.Section("Gain generalisation")
+        _add_figure(section, firefly.gain_plot(gains, out, "gain_generalisation"), f"The checkpoint of each seed that is best under {name}, evaluated at joystick gains it never trained on (it trained at 1x).", written)
+        sections.append(section)
+    return sections
+
+
 def _state_section(registry: Registry, config: dict, runs, top: pd.Series, name: str, out: Path, written: list[Path]) -> html.Section:
     section = html.Section(f"LSTM state over one episode ({name})")
     try:
@@ -193,17 +227,24 @@ class Family:
     x_label: str | None  # None: the budget's unit (trials or steps)
     protocol_sections: Callable  # (registry, config, runs, evals, protocol, out, written) -> sections
     run_sections: Callable  # (config, runs, out, written) -> sections of stored run files
+    more_training_keys: tuple[str, ...] = ()  # further metrics plotted as training curves
 
 
-def _load_best(registry: Registry, config: dict, runs, top: pd.Series):
-    """(run, checkpoint, policy) of a best-evaluation row; ValueError when its file is missing or damaged."""
-    from ..backends.base import backend_for
+def _best_file(registry: Registry, runs, top: pd.Series):
+    """(run, checkpoint, verified path) of a best-evaluation row; ValueError when the file is missing or damaged."""
     from ..evaluation import verify_checkpoint
 
     run = next(r for r in runs if r.id == int(top["run_id"]))
     with registry.session() as session:
         ckpt = session.get(Checkpoint, int(top["checkpoint_id"]))
-    path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+    return run, ckpt, verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
+
+
+def _load_best(registry: Registry, config: dict, runs, top: pd.Series):
+    """(run, checkpoint, policy) of a best-evaluation row; ValueError when its file is missing or damaged."""
+    from ..backends.base import backend_for
+
+    run, ckpt, path = _best_file(registry, runs, top)
     return run, ckpt, backend_for(config).load_policy(config, path, "cpu")
 
 
@@ -251,11 +292,37 @@ def _decision_section(registry: Registry, run_ids: list[int], name: str, out: Pa
     return section
 
 
+def _doom_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """Checkpoint scores; after the last protocol's, the retinal analyses of the best checkpoint
+    under the evaluated protocol the task names first (the one `watch --checkpoint best` uses)."""
+    section = html.Section(f"Evaluation: protocol {name}")
+    _add_figure(section, checkpoints.checkpoint_curve(evals, out, name), f"Score of every evaluated checkpoint under {name}, per seed and mean.", written)
+    best = registry.best_evaluations([r.id for r in runs], name)
+    # Every metric the evaluation stored (true reward, health gathered, items, episode length).
+    stored = [c for c in best.columns if c not in EVALUATION_COLUMNS]
+    shown = ["seed", "run_id", "step", "select", "score"] + ([] if "episodes" in stored else ["trials"])
+    sections = [section.text("Best checkpoint of each seed:").table(best.sort_values("seed")[shown + stored].reset_index(drop=True))]
+    order = list(config["task"].get("protocols", {}))
+    evaluated = sorted(set(evals["protocol"]), key=lambda p: order.index(p) if p in order else len(order))
+    if name != evaluated[-1]:
+        return sections
+    if name != evaluated[0]:
+        best = registry.best_evaluations([r.id for r in runs], evaluated[0])
+    try:
+        run, ckpt, path = _best_file(registry, runs, _top(best))
+    except ValueError as exc:
+        return sections + [html.Section("Analyses of the best checkpoint").notice(f"No analyses: {exc}.")]
+    return sections + retinal.doom_analysis_sections(registry, config, run, ckpt, path, out, written)
+
+
 FAMILIES = {
     "neurogym": Family(training.TRAINING_KEY, "agent steps", _protocol_sections, lambda *args: []),
     "conditioning": Family(conditioning.TRAINING_KEY, "trials", _score_sections, _conditioning_run_sections),
     "meta-rl": Family("train/episode_reward", None, _metarl_protocol_sections, lambda *args: []),
-    "firefly": Family("perf/reward_rate", None, _score_sections, lambda *args: []),
+    "firefly": Family("perf/reward_rate", None, _firefly_protocol_sections, lambda *args: []),
+    # Training curves: the true (unshaped) reward, the shaped one the agent learns from, and FPS.
+    "doom": Family(retinal.TRUE_REWARD_KEY, "agent steps", _doom_protocol_sections, lambda *args: [],
+                   (retinal.SHAPED_REWARD_KEY, retinal.FPS_KEY)),
 }
 
 
@@ -273,11 +340,18 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
     metrics, rows, paragraphs = [], [], html.Section("Methods")
     family = family_of(experiments["config"].iloc[0])  # a task has one family
     key = family.training_key
+    # Scores of every checkpoint under one protocol (the given one, or the task's first, which
+    # selects checkpoints), compared across experiments as curves over training.
+    scored = protocol or next(iter(experiments["config"].iloc[0]["task"].get("protocols", {})), None)
+    scores = []
     for exp in experiments.itertuples():
         label = f"{exp.model} ({exp.name or exp.config_hash[:12]})"
         run_ids = registry.run_ids(int(exp.experiment_id))
         runs = registry.runs(run_ids)
         metrics.append(registry.metrics(run_ids, key=key).assign(label=label))
+        if scored is not None:
+            evaluated = registry.evaluations(run_ids, scored)
+            scores.append(evaluated.assign(label=label, key="score", value=evaluated["score"], attempt=0))
         paragraphs.text(f"{label}: " + methods.methods_paragraph(exp.config, list(runs["seed"]), list(runs["versions"])))
         best = registry.best_evaluations(run_ids, protocol)
         for proto, group in best.groupby("protocol"):
@@ -292,6 +366,12 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
         _add_figure(compare, files, f"{key} during training: mean and 95% bootstrap interval over seeds, per experiment.", written)
     else:
         compare.notice("No training metrics logged yet.")
+    scores = pd.concat(scores) if scores else pd.DataFrame()
+    if len(scores):
+        select = scores["select"].iloc[0]
+        files = training.comparison_curve(scores, out, key="score", stem=f"comparison_{checkpoints.safe_name(scored)}",
+                                          xlabel=budget_total(experiments["config"].iloc[0])[0])
+        _add_figure(compare, files, f"{select} of every evaluated checkpoint under {scored}: mean and 95% bootstrap interval over seeds, per experiment.", written)
     scores = html.Section("Best checkpoints").table(pd.DataFrame(rows))
     index = out / "index.html"
     write_text(index, html.page(f"Task {task}: {len(experiments)} experiment(s)", [compare, scores, paragraphs], footer="neurorl report --task"))

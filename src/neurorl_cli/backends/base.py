@@ -67,12 +67,13 @@ BACKENDS = {
     "native/distributional-td": "neurorl_cli.backends.distributional_td:DistributionalTDBackend",
     "native/meta-a2c-lstm": "neurorl_cli.backends.meta_a2c:MetaA2CBackend",
     "native/td3": "neurorl_cli.backends.td3:TD3Backend",
+    "sample-factory": "neurorl_cli.backends.sample_factory:SampleFactoryBackend",
 }
 
 
 def backend_for(config: dict) -> Backend:
     model = config["model"]
-    key = model["engine"] if model["engine"] == "sb3" else f"{model['engine']}/{model['algo']}"
+    key = model["engine"] if model["engine"] in BACKENDS else f"{model['engine']}/{model['algo']}"
     module, _, name = BACKENDS[key].partition(":")
     return getattr(importlib.import_module(module), name)()
 

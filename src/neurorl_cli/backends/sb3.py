@@ -1,4 +1,4 @@
-"""Stable-Baselines3 / sb3-contrib engine: RecurrentPPO, PPO and A2C on NeuroGym and meta-RL tasks.
+"""Stable-Baselines3 / sb3-contrib engine: RecurrentPPO, PPO and A2C on NeuroGym, meta-RL and Doom tasks.
 
 Thin on purpose: the library trains; this module builds its environments from the task
 spec, forwards its logger's values and NeuroGym's per-trial performance to the run log,
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from ..envs.neurogym_env import make_env
 from ..runlog import RunLog
@@ -21,7 +22,7 @@ ALGOS = {
     "PPO": ("stable_baselines3", "PPO"),
     "A2C": ("stable_baselines3", "A2C"),
 }
-VERSIONED = ["neurorl-cli", "torch", "stable-baselines3", "sb3-contrib", "neurogym", "gymnasium", "numpy"]
+VERSIONED = ["neurorl-cli", "torch", "stable-baselines3", "sb3-contrib", "neurogym", "vizdoom", "gymnasium", "numpy"]
 
 
 def algo_class(name: str):
@@ -38,6 +39,34 @@ def constructor_defaults(algo: str) -> dict[str, Any]:
     return {k: v for k, v in describe_signature(algo_class(algo).__init__).items() if k not in skip}
 
 
+class RetinalFeatures(BaseFeaturesExtractor):
+    """A retinal encoder (nets/retinal.py) as the policy's features extractor, on Doom images.
+
+    sb3 hands it observations already transposed to (N, C, H, W) and scaled to [0, 1]. It lives
+    at module level so that a saved model names it and `load` finds it again.
+    """
+
+    def __init__(self, observation_space, name: str = "retinal-simple", **settings: Any):
+        from ..nets.retinal import make_encoder
+
+        encoder = make_encoder(name, tuple(observation_space.shape), **settings)
+        super().__init__(observation_space, features_dim=encoder.output_size)
+        self.encoder = encoder
+
+    def forward(self, observations):
+        return self.encoder(observations)
+
+
+def policy_kwargs(model_spec: dict) -> dict:
+    """The spec's policy_kwargs, with its retinal encoder (if any) as the features extractor."""
+    kwargs = dict(model_spec["policy_kwargs"])
+    if model_spec.get("encoder"):
+        settings = dict(model_spec["encoder"])
+        kwargs["features_extractor_class"] = RetinalFeatures
+        kwargs["features_extractor_kwargs"] = {"name": settings.pop("name"), **settings}
+    return kwargs
+
+
 def env_seed(seed: int, index: int) -> int:
     """Each of a run's environments gets its own stream of trials, fixed by the run's seed."""
     return seed * 1_000 + index
@@ -49,6 +78,10 @@ def make_single_env(task: dict, seed: int):
         from ..envs.batched import single_env
 
         return single_env(task["kind"])(seed=seed, **task.get("env", {}))
+    if task["family"] == "doom":
+        from ..envs.doom import task_env
+
+        return task_env(task, seed=seed, actions="multidiscrete")
     return make_env(task["env"], seed=seed)
 
 
@@ -104,6 +137,7 @@ def _callback(log: RunLog, every: int, save):
         """Per-trial performance from NeuroGym's info, and checkpoints every `every` steps."""
 
         def _on_training_start(self) -> None:
+            self.episode_stats: dict[str, list[float]] = {}  # Doom: the unshaped reward and pickups
             self.perf: list[float] = []
             self.trial_reward = np.zeros(self.training_env.num_envs)
             self.trial_rewards: list[float] = []
@@ -112,6 +146,9 @@ def _callback(log: RunLog, every: int, save):
         def _on_step(self) -> bool:
             self.trial_reward += self.locals["rewards"]
             for i, info in enumerate(self.locals["infos"]):
+                if "true_objective" in info:
+                    for key, value in info.get("episode_extra_stats", {}).items():
+                        self.episode_stats.setdefault(key, []).append(float(value))
                 if info.get("new_trial"):
                     if "performance" in info:
                         self.perf.append(float(info["performance"]))
@@ -129,7 +166,9 @@ def _callback(log: RunLog, every: int, save):
                 self.logger.record("perf/trials", len(self.perf))
             if self.trial_rewards:
                 self.logger.record("perf/trial_reward", float(np.mean(self.trial_rewards)))
-            self.perf, self.trial_rewards = [], []
+            for key, values in self.episode_stats.items():
+                self.logger.record(f"perf/{key}", float(np.mean(values)))
+            self.perf, self.trial_rewards, self.episode_stats = [], [], {}
 
     return TrialsAndCheckpoints()
 
@@ -157,7 +196,7 @@ class SB3Backend:
         else:
             model = cls(
                 model_spec["policy"], venv, device=device, verbose=0,
-                policy_kwargs=dict(model_spec["policy_kwargs"]), **model_spec["hyper"],
+                policy_kwargs=policy_kwargs(model_spec), **model_spec["hyper"],
             )
         model.set_logger(Logger(folder=None, output_formats=[_writer(log)]))
         log.started(device=device, versions=package_versions(VERSIONED))
@@ -180,7 +219,12 @@ class SB3Backend:
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
         from ..evaluation import evaluate_policy
 
-        return evaluate_policy(self.load_policy(config, checkpoint, device), config, protocol)
+        policy = self.load_policy(config, checkpoint, device)
+        if config["task"]["family"] == "doom":
+            from ..envs import doom
+
+            return doom.evaluate(policy, config["task"], protocol, actions="multidiscrete")
+        return evaluate_policy(policy, config, protocol)
 
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> SB3Policy:
         cls = algo_class(config["model"]["algo"])

@@ -15,6 +15,12 @@ through the reference's phases: I (exploration 0.8, no observation noise) until 
 fraction of the last 100 trials passes 0.2; II (exploration 0.5, observation noise on, replay
 and trial count reset, mirrored trajectories stored too); III (exploration 0.4, learning
 rate 5e-5) once a validation reward fraction passes 0.8. The budget counts phase II+ trials.
+
+The EKF agents use the same loop. An actor or critic named in nets/firefly.py's BELIEF_ACTORS /
+BELIEF_CRITICS reads the 13-d belief of an extended Kalman filter (nets/ekf.py) run beside the
+environment instead of the raw observation: `ekf-td3` (MLP actor and critic, so single
+transitions suffice: a transition replay, batch 256, as the reference) and `holistic-ekf`
+(the MLP actor with the recurrent Critic1, whole trajectories carrying both inputs).
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..catalog import budget_total
 from ..runlog import RunLog
+from ..errors import UserError
 from .base import RunConfig, package_versions, resolve_device
 
 VERSIONED = ["neurorl-cli", "torch", "numpy"]
 STOP = 0.1  # |a| below this on both components is a stop
+RESUME_TAIL = 2000  # newest trajectories kept in checkpoints, so a resumed run does not start empty
 
 
 class Hyper(BaseModel):
@@ -50,6 +58,7 @@ class Hyper(BaseModel):
     adam_eps: float = Field(1.5e-4, gt=0)
     batch_size: int = Field(16, gt=0)  # whole trajectories per update
     buffer_trajectories: int = Field(100_000, gt=0)
+    buffer_transitions: int = Field(1_600_000, gt=0)  # when neither net is recurrent (ekf-td3)
     replay_period: int = Field(4, gt=0)  # environment steps per critic update
     warmup_trials: int = Field(800, ge=0)  # stored trials before updates start
     exploration: list[float] = Field(default_factory=lambda: [0.8, 0.5, 0.4])  # per phase
@@ -62,12 +71,26 @@ class Hyper(BaseModel):
     @field_validator("actor", "critic")
     @classmethod
     def _known(cls, name: str, info):
-        from ..nets.firefly import ACTORS, CRITICS
+        from ..nets.firefly import ACTORS, BELIEF_ACTORS, BELIEF_CRITICS, CRITICS
 
-        known = ACTORS if info.field_name == "actor" else CRITICS
+        known = {**ACTORS, **BELIEF_ACTORS} if info.field_name == "actor" else {**CRITICS, **BELIEF_CRITICS}
         if name not in known:
             raise ValueError(f"unknown {info.field_name} {name!r}; known: {', '.join(known)}")
         return name
+
+    def reads(self, net: str) -> str:
+        """What the actor or critic reads: "belief" (the EKF's) or "obs" (the raw observation)."""
+        from ..nets.firefly import BELIEF_ACTORS, BELIEF_CRITICS
+
+        return "belief" if getattr(self, net) in (BELIEF_ACTORS if net == "actor" else BELIEF_CRITICS) else "obs"
+
+    @property
+    def uses_belief(self) -> bool:
+        return "belief" in (self.reads("actor"), self.reads("critic"))
+
+    @property
+    def recurrent(self) -> bool:
+        return "obs" in (self.reads("actor"), self.reads("critic"))
 
 
 # -- replay ------------------------------------------------------------------------------------
@@ -78,6 +101,8 @@ class TrajectoryReplay:
 
     def __init__(self, capacity: int, generator: torch.Generator):
         self.capacity = capacity
+        self.recent: deque[dict] = deque(maxlen=RESUME_TAIL)
+        self.trajectories_added = 0
         self.order: deque[tuple[int, int]] = deque()  # (length, key) in arrival order
         self.by_length: dict[int, dict[int, dict[str, torch.Tensor]]] = {}
         self.generator = generator
@@ -87,6 +112,8 @@ class TrajectoryReplay:
         return len(self.order)
 
     def add(self, trajectory: dict[str, torch.Tensor]) -> None:
+        self.recent.append(trajectory)
+        self.trajectories_added += 1
         length = trajectory["obs"].shape[0]
         self.by_length.setdefault(length, {})[self._next] = trajectory
         self.order.append((length, self._next))
@@ -106,6 +133,45 @@ class TrajectoryReplay:
         return {k: torch.stack([pool[i][k] for i in index], dim=1) for k in pool[0]}
 
 
+class TransitionReplay:
+    """Single transitions (belief, action, reward, next belief, done) in a ring buffer, for
+    agents with no recurrence; `sample` returns them as sequences of length 1 (1, B, ...)."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        self.capacity, self.generator = capacity, generator
+        self.recent: deque[dict] = deque(maxlen=RESUME_TAIL)
+        self.trajectories_added = 0
+        self.data: dict[str, torch.Tensor] = {}
+        self.size = self.head = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, trajectory: dict[str, torch.Tensor]) -> None:
+        self.recent.append(trajectory)
+        self.trajectories_added += 1
+        belief = trajectory["belief"]
+        rows = {"belief": belief, "next_belief": torch.cat([belief[1:], torch.zeros_like(belief[:1])]),
+                "action": trajectory["action"], "reward": trajectory["reward"], "done": trajectory["done"]}
+        if not self.data:
+            self.data = {k: torch.zeros(self.capacity, *v.shape[1:], dtype=v.dtype) for k, v in rows.items()}
+        index = (self.head + torch.arange(len(belief))) % self.capacity
+        for k, v in rows.items():
+            self.data[k][index] = v
+        self.head = int(index[-1] + 1) % self.capacity
+        self.size = min(self.size + len(belief), self.capacity)
+
+    def sample(self, batch: int) -> dict[str, torch.Tensor]:
+        index = torch.randint(self.size, (batch,), generator=self.generator)
+        return {k: v[index][None] for k, v in self.data.items()}
+
+
+def make_replay(hyper: Hyper, generator: torch.Generator):
+    if hyper.recurrent:
+        return TrajectoryReplay(hyper.buffer_trajectories, generator)
+    return TransitionReplay(hyper.buffer_transitions, generator)
+
+
 # -- acting ------------------------------------------------------------------------------------
 
 
@@ -119,10 +185,39 @@ def smooth_target(action: torch.Tensor, noise: float, clip: float, generator=Non
     return torch.maximum(torch.minimum(noisy, high), low)
 
 
-def collect(env, actor, noise: float, generator: torch.Generator, device) -> tuple[list[dict], dict]:
-    """Run one batch of trials with exploration noise: the trajectories and their outcomes."""
-    obs = env.reset()
-    n = obs.shape[0]
+class Inputs:
+    """What the nets read at each step of a batch of trials: the raw observation and, for the
+    EKF agents, the belief of a filter fed the same observations and actions."""
+
+    def __init__(self, env, belief: bool):
+        from ..nets.ekf import FireflyEKF
+
+        self.env = env
+        self.filter = FireflyEKF.from_env(env) if belief else None
+
+    def reset(self) -> dict[str, torch.Tensor]:
+        obs = self.env.reset()
+        if self.filter is None:
+            return {"obs": obs}
+        return {"obs": obs, "belief": self.filter.reset(self.env.target).to(obs.device)}
+
+    def step(self, action: torch.Tensor, raw_action: torch.Tensor | None = None):
+        active = self.env.active.clone()
+        obs, reward, done, info = self.env.step(action, raw_action=raw_action)
+        now = {"obs": obs}
+        if self.filter is not None:
+            now["belief"] = self.filter.step(obs[:, :2], action, perturbation=info["perturbation"], mask=active).to(obs.device)
+        return now, reward, done, info
+
+
+def collect(env, actor, noise: float, generator: torch.Generator, device, reads: str = "obs",
+            belief: bool = False) -> tuple[list[dict], dict]:
+    """Run one batch of trials with exploration noise: the trajectories and their outcomes.
+    `reads` is what the actor reads ("obs" or "belief"); with `belief` trajectories store the
+    EKF's belief beside the observation."""
+    inputs = Inputs(env, belief=belief or reads == "belief")
+    now = inputs.reset()
+    n = now["obs"].shape[0]
     state = None
     steps: list[dict[str, torch.Tensor]] = []
     active = torch.ones(n, dtype=torch.bool, device=device)
@@ -130,28 +225,27 @@ def collect(env, actor, noise: float, generator: torch.Generator, device) -> tup
     outcome: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for _ in range(env.max_steps):
-            chosen, state = actor(obs[None], state)
+            chosen, state = actor(now[reads][None], state)
             chosen = chosen[0]
             action = chosen
             if noise > 0:
                 action = (chosen + torch.randn(chosen.shape, generator=generator, device=device) * noise).clamp(-1, 1)
             # The start threshold is judged on the policy's own action, before exploration noise.
-            next_obs, reward, done, info = env.step(action, raw_action=chosen)
-            steps.append({"obs": obs, "action": action, "reward": reward, "active": active.clone()})
+            nxt, reward, done, info = inputs.step(action, raw_action=chosen)
+            steps.append({**now, "action": action, "reward": reward})
             lengths += active.long()
             ended = done & active
             for key in ("rewarded", "distance_cm", "stopped"):
-                if key in info:
-                    outcome.setdefault(key, torch.zeros(n, device=device))
-                    outcome[key] = torch.where(ended, info[key].float(), outcome[key])
+                outcome.setdefault(key, torch.zeros(n, device=device))
+                outcome[key] = torch.where(ended, info[key].float(), outcome[key])
             active = active & ~done
-            obs = next_obs
+            now = nxt
             if not active.any():
                 break
     trajectories = []
     for i in range(n):
         length = int(lengths[i])
-        traj = {k: torch.stack([s[k][i] for s in steps[:length]]) for k in ("obs", "action", "reward")}
+        traj = {k: torch.stack([s[k][i] for s in steps[:length]]) for k in steps[0]}
         done = torch.zeros(length, device=device)
         done[-1] = 1.0
         traj["done"] = done
@@ -164,12 +258,13 @@ def collect(env, actor, noise: float, generator: torch.Generator, device) -> tup
 
 
 class TD3:
-    def __init__(self, hyper: Hyper, obs_dim: int, action_dim: int, device):
+    def __init__(self, hyper: Hyper, device):
         from ..nets.firefly import make_actor, make_critic
 
         self.hyper, self.device = hyper, device
-        self.actor = make_actor(hyper.actor, obs_dim, action_dim).to(device)
-        self.critic = make_critic(hyper.critic, obs_dim, action_dim).to(device)
+        self.actor_reads, self.critic_reads = hyper.reads("actor"), hyper.reads("critic")
+        self.actor = make_actor(hyper.actor).to(device)
+        self.critic = make_critic(hyper.critic).to(device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=hyper.learning_rate, eps=hyper.adam_eps)
@@ -183,16 +278,25 @@ class TD3:
 
     def update(self, batch: dict[str, torch.Tensor], generator=None) -> dict[str, float]:
         h = self.hyper
-        obs, act = batch["obs"].to(self.device), batch["action"].to(self.device)
-        rew, done = batch["reward"].to(self.device), batch["done"].to(self.device)
-        next_obs = torch.cat([obs[1:], torch.zeros_like(obs[:1])])
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        act, rew, done = batch["action"], batch["reward"], batch["done"]
+
+        def now_and_next(key: str):
+            # Whole trajectories: the next inputs are the inputs shifted by one (zero at the end,
+            # where done cuts the bootstrap); single transitions carry theirs.
+            x = batch[key]
+            return x, batch.get(f"next_{key}", torch.cat([x[1:], torch.zeros_like(x[:1])]))
+
+        actor_in, actor_next = now_and_next(self.actor_reads)
+        critic_in, critic_next = now_and_next(self.critic_reads)
         with torch.no_grad():
-            _, actor_state = self.actor_target(obs[:1])
-            next_act = smooth_target(self.actor_target(next_obs, actor_state)[0], h.target_noise, h.target_noise_clip, generator)
-            _, _, critic_state = self.critic_target(obs[:1], act[:1])
-            q1_next, q2_next, _ = self.critic_target(next_obs, next_act, critic_state)
+            # Target nets are warmed on the first step; the shifted sequence continues from there.
+            _, actor_state = self.actor_target(actor_in[:1])
+            next_act = smooth_target(self.actor_target(actor_next, actor_state)[0], h.target_noise, h.target_noise_clip, generator)
+            _, _, critic_state = self.critic_target(critic_in[:1], act[:1])
+            q1_next, q2_next, _ = self.critic_target(critic_next, next_act, critic_state)
             y = rew + (1 - done) * h.gamma * torch.minimum(q1_next, q2_next)
-        q1, q2, _ = self.critic(obs, act)
+        q1, q2, _ = self.critic(critic_in, act)
         critic_loss = torch.nn.functional.mse_loss(q1, y) + torch.nn.functional.mse_loss(q2, y)
         self.critic_optim.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -200,7 +304,7 @@ class TD3:
         out = {"loss/critic": critic_loss.item(), "value/q1": q1.mean().item()}
         self.updates += 1
         if self.updates % h.policy_delay == 0:
-            actor_loss = -self.critic.q1(obs, self.actor(obs)[0])[0].mean()
+            actor_loss = -self.critic.q1(critic_in, self.actor(actor_in)[0])[0].mean()
             self.actor_optim.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optim.step()
@@ -225,8 +329,12 @@ def mirrored(trajectory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The trajectory reflected across the y axis (angular observation and action and the
     target's x change sign): the same trial, turning the other way."""
     from ..envs.firefly import Firefly
+    from ..nets.ekf import FireflyEKF
 
-    return {**trajectory, "obs": Firefly.mirror_obs(trajectory["obs"]), "action": Firefly.mirror_action(trajectory["action"])}
+    out = {**trajectory, "obs": Firefly.mirror_obs(trajectory["obs"]), "action": Firefly.mirror_action(trajectory["action"])}
+    if "belief" in trajectory:
+        out["belief"] = FireflyEKF.mirror_belief(trajectory["belief"])
+    return out
 
 
 def make_env(config: dict, n: int, seed: int, device, **overrides):
@@ -248,9 +356,9 @@ class TD3Backend:
         generator = torch.Generator().manual_seed(run.seed + 1)
         unit, total = budget_total(config)
         every = run.checkpoint_every
-        agent = TD3(hyper, 6, 2, device)
+        agent = TD3(hyper, device)
         counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
-        replay = TrajectoryReplay(hyper.buffer_trajectories, generator)
+        replay = make_replay(hyper, generator)
         recent: deque[float] = deque(maxlen=100)
         if run.resume_from:
             saved = torch.load(run.resume_from, map_location=device, weights_only=False)
@@ -268,16 +376,16 @@ class TD3Backend:
 
         def save(step: int) -> None:
             state = {"agent": agent.state_dict(), "counts": dict(counts), "rng": torch.get_rng_state(),
-                     "generator": generator.get_state(), "hyper": hyper.model_dump(), "replay": list(_replay_tail(replay))}
+                     "generator": generator.get_state(), "hyper": hyper.model_dump(), "replay": list(replay.recent)}
             log.checkpoint(step, lambda tmp: torch.save(state, tmp))
 
         window: dict[str, list[float]] = {}
         started = time.perf_counter()
         pending_updates = 0.0
         while counts[unit] < total:
-            before = counts[unit]
+            before, in_phase1 = counts[unit], counts["phase"] == 1
             noise = hyper.exploration[min(counts["phase"], len(hyper.exploration)) - 1]
-            trajectories, outcome = collect(env, agent.actor, noise, generator, device)
+            trajectories, outcome = collect(env, agent.actor, noise, generator, device, agent.actor_reads, hyper.uses_belief)
             n_steps = int(outcome["steps"].sum())
             for trajectory in trajectories:
                 replay.add(trajectory)
@@ -294,7 +402,7 @@ class TD3Backend:
                                ("perf/reward_rate", float(np.sum(rewarded)) / max(n_steps * 0.1, 1e-9)),
                                ("perf/distance_cm", float(outcome.get("distance_cm", torch.zeros(1)).mean()))):
                 window.setdefault(key, []).append(value)
-            if len(replay) >= hyper.warmup_trials:
+            if replay.trajectories_added >= hyper.warmup_trials:
                 pending_updates += n_steps / hyper.replay_period
                 while pending_updates >= 1:
                     for key, value in agent.update(replay.sample(hyper.batch_size), generator).items():
@@ -303,14 +411,14 @@ class TD3Backend:
             # phase switches, as events in the run log and a metric
             if counts["phase"] == 1 and len(recent) == recent.maxlen and np.mean(recent) >= hyper.phase2_rewarded:
                 counts["phase"] = 2
-                replay = TrajectoryReplay(hyper.buffer_trajectories, generator)
+                replay = make_replay(hyper, generator)
                 env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
                 log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
             elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
                 raise RuntimeError(f"no phase switch after {counts['phase1_trials']} phase-I trials (rewarded fraction of the last 100: {np.mean(recent):.2f})")
             crossed = counts[unit] // every > before // every or counts[unit] >= total
             if counts["phase"] >= 2 and crossed:
-                validation = validate(agent.actor, config, hyper.validation_trials, device)
+                validation = validate(agent, config, hyper.validation_trials, device)
                 window.setdefault("val/reward_fraction", []).append(validation["reward_fraction"])
                 window.setdefault("val/reward_rate", []).append(validation["reward_rate"])
                 if counts["phase"] == 2 and validation["reward_fraction"] > hyper.phase3_reward_fraction:
@@ -318,11 +426,14 @@ class TD3Backend:
                     agent.set_learning_rate(hyper.late_learning_rate)
                     log.note("phase", phase=3, trials=counts["trials"])
             log.step = counts[unit]
-            if crossed or counts["phase"] == 1 and counts["phase1_trials"] % 500 < len(trajectories):
+            phase1_report = in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - len(trajectories)) // 100
+            if crossed or phase1_report:
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 values = {k: float(np.mean(v)) for k, v in window.items()}
                 values.update({"train/phase": counts["phase"], "train/trials_per_s": (counts["trials"] + counts["phase1_trials"]) / elapsed})
-                log.metrics(counts[unit], values)
+                # The budget counts phase II+ trials only, so phase I is logged against its own count.
+                log.metrics(counts["phase1_trials"] if in_phase1 else counts[unit],
+                            {f"phase1/{k.split('/')[-1]}" if in_phase1 else k: v for k, v in values.items()})
                 window = {}
             if crossed and counts["phase"] >= 2:
                 save(counts[unit])
@@ -332,94 +443,178 @@ class TD3Backend:
 
     # Trained agents act and are evaluated on the CPU, where the evaluation environments are.
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu"):
-        return FireflyPolicy(_load_nets(checkpoint)[1])
+        hyper, actor, _ = load_nets(checkpoint)
+        if hyper.uses_belief:
+            raise UserError("an EKF agent acts on its filter's belief, not on single observations: use `neurorl watch` or `report`")
+        return FireflyPolicy(actor)
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
-        hyper, actor, critic = _load_nets(checkpoint)
-        return evaluate_actor(actor, config, protocol, critic=critic, gamma=hyper.gamma)
+        hyper, actor, critic = load_nets(checkpoint)
+        env = protocol_env(config, protocol)
+        rows, _ = run_trials(actor, env, critic, hyper)
+        return summarize(rows), trial_rows(rows)
+
+    def evaluate_many(self, config: dict, checkpoints: list[Path], protocol: dict, device: str = "cpu"):
+        """Several checkpoints under one protocol in one batched pass: each meets the same trials
+        it would meet alone (the env's `copies`), and the nets of one architecture act together
+        through `torch.func.vmap` over their stacked weights. One result per checkpoint, in order:
+        (metrics, rows), or the exception that kept it from loading."""
+        from ..nets.firefly import plain_lstm
+
+        results: list = [None] * len(checkpoints)
+        groups: dict[tuple, list[tuple[int, tuple]]] = {}
+        for i, path in enumerate(checkpoints):
+            try:
+                nets = load_nets(path)
+            except Exception as exc:  # a damaged file is reported by the caller; the rest go on
+                results[i] = exc
+                continue
+            hyper = nets[0]
+            groups.setdefault((hyper.actor, hyper.critic, hyper.gamma), []).append((i, nets))
+        for members in groups.values():
+            hyper = members[0][1][0]
+            env = protocol_env(config, protocol, copies=len(members))
+            actor = Stacked([nets[1] for _, nets in members])
+            critic = Stacked([nets[2] for _, nets in members])
+            with plain_lstm():
+                rows, _ = run_trials(actor, env, critic, hyper)
+            per = protocol["trials"]
+            for k, (i, _) in enumerate(members):
+                mine = rows[k * per:(k + 1) * per]
+                results[i] = (summarize(mine), trial_rows(mine))
+        return results
 
 
-def _load_nets(checkpoint: Path):
+def load_nets(checkpoint: Path):
     """(hyper, actor, critic) of a checkpoint, read once."""
     from ..nets.firefly import make_actor, make_critic
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     hyper = Hyper(**saved["hyper"])
-    actor, critic = make_actor(hyper.actor, 6, 2), make_critic(hyper.critic, 6, 2)
+    actor, critic = make_actor(hyper.actor), make_critic(hyper.critic)
     actor.load_state_dict(saved["agent"]["actor"])
     critic.load_state_dict(saved["agent"]["critic"])
     return hyper, actor.eval(), critic.eval()
 
 
-def _replay_tail(replay: TrajectoryReplay, keep: int = 2000):
-    """The newest stored trajectories, kept in checkpoints so a resumed run does not start empty."""
-    for length, key in list(replay.order)[-keep:]:
-        yield replay.by_length[length][key]
+class Stacked:
+    """K nets of one architecture acting as one on K equal blocks of a batch: `torch.func.vmap`
+    over their stacked weights, with the call and the output of the single net (recurrent state
+    kept stacked). Needs `plain_lstm()` around it when the nets hold LSTMs."""
+
+    def __init__(self, nets: list[torch.nn.Module]):
+        from torch.func import stack_module_state
+
+        self.k = len(nets)
+        self.params, self.buffers = stack_module_state(nets)
+        self.base = copy.deepcopy(nets[0]).to("meta")
+
+    def __call__(self, *inputs_and_state):
+        """`(x, state)` for actors, `(obs, action, state)` for critics, as the single nets."""
+        from torch.func import functional_call, vmap
+
+        *inputs, state = inputs_and_state
+
+        def one(params, buffers, xs, s):
+            *values, new_state = functional_call(self.base, (params, buffers), (*xs, s))
+            return (*values, torch.zeros(()) if new_state is None else new_state)  # vmap returns tensors only
+
+        k = self.k
+        blocks = tuple(x.reshape(x.shape[0], k, -1, x.shape[-1]).transpose(0, 1) for x in inputs)  # (K, T, n, d)
+        *values, new_state = vmap(one, in_dims=(0, 0, 0, None if state is None else 0))(self.params, self.buffers, blocks, state)
+        merged = [v.transpose(0, 1).reshape(v.shape[1], -1, *v.shape[3:]) for v in values]  # (T, K n, ...)
+        return (*merged, None if isinstance(new_state, torch.Tensor) else new_state)
 
 
-def validate(actor, config: dict, trials: int, device) -> dict[str, float]:
+def protocol_env(config: dict, protocol: dict, copies: int = 1):
+    """The evaluation trials of a protocol (its seed fixes them), `copies` times over."""
+    return make_env(config, protocol["trials"] * copies, protocol["seed"], "cpu", copies=copies, **(protocol.get("kwargs") or {}))
+
+
+def validate(agent: TD3, config: dict, trials: int, device) -> dict[str, float]:
     """Noise-free validation during training (gain 1), as the reference's in-training check."""
     env = make_env(config, trials, 12345, device, process_noise=0.0, observation_noise=0.0)
-    return run_trials(actor, env)[0]
+    return summarize(run_trials(agent.actor, env, hyper=agent.hyper)[0])
 
 
-def run_trials(actor, env, critic=None, gamma: float = 0.97) -> tuple[dict[str, float], list[dict]]:
-    """Every trial of one batch with the deterministic actor: metrics and one row per trial."""
-    obs = env.reset()
-    n = obs.shape[0]
+def run_trials(actor, env, critic=None, hyper: Hyper | None = None, record: bool = False) -> tuple[list[dict], dict]:
+    """Every trial of one batch with the deterministic actor: one row per trial and, with
+    `record`, the step-by-step recording the report analyses (positions, the actor's recurrent
+    state, the EKF's belief beside the truth)."""
+    hyper = hyper or Hyper()
+    actor_reads, critic_reads = hyper.reads("actor"), hyper.reads("critic")
+    inputs = Inputs(env, belief=hyper.uses_belief or record)
+    now = inputs.reset()
+    n, dev = env.n, env.device
     state, critic_state = None, None
-    active = torch.ones(n, dtype=torch.bool)
-    steps = torch.zeros(n)
+    active = torch.ones(n, dtype=torch.bool, device=dev)
+    steps = torch.zeros(n, device=dev)
     rows: list[dict] = [{} for _ in range(n)]
-    td, values = torch.zeros(n), torch.zeros(n)
-    prev_q = None
+    td, values = torch.zeros(n, device=dev), torch.zeros(n, device=dev)
+    prev_q = prev_r = None
+    rec: dict[str, list] = {"position": [env.state[:, :2].clone()], "hidden": [], "belief_position": [], "active": []}
     with torch.no_grad():
-        for t in range(env.max_steps):
-            action, state = actor(obs[None], state)
+        for _ in range(env.max_steps):
+            action, state = actor(now[actor_reads][None], state)
             action = action[0]
+            if record:
+                rec["active"].append(active.clone())
+                rec["belief_position"].append(inputs.filter.mean[:, :2].float() + env.target)
+                if isinstance(state, tuple):
+                    rec["hidden"].append(state[0][-1].clone())
             if critic is not None:
-                q1, _, critic_state = critic(obs[None], action[None], critic_state)
+                q1, _, critic_state = critic(now[critic_reads][None], action[None], critic_state)
                 q = q1[0]
                 values += torch.where(active, q, 0)
                 if prev_q is not None:
-                    td += torch.where(active, prev_r + gamma * q - prev_q, 0)
+                    td += torch.where(active, prev_r + hyper.gamma * q - prev_q, 0)
                 prev_q = q
-            obs, reward, done, info = env.step(action)
+            now, reward, done, info = inputs.step(action)
+            prev_r = reward
             if critic is not None:
-                prev_r = reward
-                ended = done & active
-                td += torch.where(ended, reward - prev_q, 0)  # the last step bootstraps with 0
+                td += torch.where(done & active, reward - prev_q, 0)  # the last step bootstraps with 0
             steps += active.float()
+            if record:
+                rec["position"].append(env.state[:, :2].clone())
             for i in torch.nonzero(done & active).flatten().tolist():
                 rows[i] = {"rewarded": float(info["rewarded"][i]), "reward": float(reward[i]),
                            "distance_cm": float(info["distance_cm"][i]), "overshoot_cm": float(info["overshoot_cm"][i]),
                            "steps": int(steps[i]), "stopped": float(info["stopped"][i])}
+                if critic is not None:
+                    rows[i].update(td_error=float(td[i] / steps[i]), value_estimate=float(values[i] / steps[i]))
             active = active & ~done
             if not active.any():
                 break
+    recording = {}
+    if record:
+        recording = {k: torch.stack(v).cpu().numpy() for k, v in rec.items() if v}
+        recording["target"] = env.target.cpu().numpy()
+    return rows, recording
+
+
+def summarize(rows: list[dict]) -> dict[str, float]:
+    """The reference's validation columns over a set of trials."""
     rewarded = np.array([r["rewarded"] for r in rows])
-    total_time = float(steps.sum()) * 0.1
+    total_time = sum(r["steps"] for r in rows) * 0.1
     metrics = {
         "reward_fraction": float(rewarded.mean()),
         "reward_rate": float(rewarded.sum() / max(total_time, 1e-9)),  # rewarded trials per second
         "distance_cm": float(np.mean([r["distance_cm"] for r in rows])),
         "overshoot_cm": float(np.mean([r["overshoot_cm"] for r in rows])),
         "mean_reward": float(np.mean([r["reward"] for r in rows])),
-        "trials": n,
+        "trials": len(rows),
     }
-    if critic is not None:
-        metrics["td_error"] = float((td / steps).mean())
-        metrics["value_estimate"] = float((values / steps).mean())
-    return metrics, rows
+    if "td_error" in rows[0]:
+        metrics["td_error"] = float(np.mean([r["td_error"] for r in rows]))
+        metrics["value_estimate"] = float(np.mean([r["value_estimate"] for r in rows]))
+    return metrics
 
 
-def evaluate_actor(actor, config: dict, protocol: dict, critic=None, gamma: float = 0.97):
-    env = make_env(config, protocol["trials"], protocol["seed"], "cpu", **(protocol.get("kwargs") or {}))
-    metrics, rows = run_trials(actor, env, critic, gamma)
-    trials = [{"index": i, "env": 0, "ground_truth": None, "choice": None, "correct": r["rewarded"],
-               "reward": r["reward"], "reaction_time": None, "steps": r["steps"],
-               "conditions": {k: r[k] for k in ("distance_cm", "overshoot_cm", "stopped")}} for i, r in enumerate(rows)]
-    return metrics, trials
+def trial_rows(rows: list[dict]) -> list[dict]:
+    """Registry rows, one per evaluated trial."""
+    return [{"index": i, "env": 0, "ground_truth": None, "choice": None, "correct": r["rewarded"],
+             "reward": r["reward"], "reaction_time": None, "steps": r["steps"],
+             "conditions": {k: r[k] for k in ("distance_cm", "overshoot_cm", "stopped")}} for i, r in enumerate(rows)]
 
 
 class FireflyPolicy:

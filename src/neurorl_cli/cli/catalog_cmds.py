@@ -18,6 +18,8 @@ def _source(task) -> str:
         return task.env.id or task.env.entry_point
     if task.family == "meta-rl":
         return f"{task.kind} (batched torch)"
+    if task.family == "doom":
+        return f"ViZDoom {task.scenario} ({task.width}x{task.height}, frame skip {task.frame_skip})"
     return f"{task.family} schedule"
 
 
@@ -77,6 +79,9 @@ def register(app: typer.Typer) -> None:
         for s in specs:
             hyper = ", ".join(f"{k}={v}" for k, v in {**s.hyper, **getattr(s, "policy_kwargs", {})}.items())
             algo = f"{s.algo} / {s.policy}" if s.engine == "sb3" else s.algo
+            encoder = getattr(s, "encoder", None)
+            if encoder:  # a retinal encoder: its name (sample-factory) or table (sb3)
+                algo += f" + {encoder if isinstance(encoder, str) else encoder['name']}"
             fits = "/".join(s.families) + (f" ({'/'.join(s.observations)} -> {'/'.join(s.actions)})" if s.engine == "sb3" else "")
             table.add_row(s.name, s.engine, algo, fits, hyper)
         out.print(table)

@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
         best: bool = typer.Option(False, "--best", help="Show the best checkpoint per run and protocol."),
         protocol: list[str] = typer.Option([], "--protocol", help="Protocol name(s); default all of the task's."),
         trials: int = typer.Option(None, "--trials", help="Trials per checkpoint (default: the protocol's)."),
+        episodes: int = typer.Option(None, "--episodes", help="Episodes per checkpoint, for tasks evaluated in episodes (Doom)."),
         device: str = typer.Option("cpu", "--device", help="Where the policy runs."),
         as_json: bool = typer.Option(False, "--json"),
     ):
@@ -22,8 +23,11 @@ def register(app: typer.Typer) -> None:
 
         if all_checkpoints == best:
             raise UserError("choose one: --all-checkpoints (evaluate) or --best (show the best)")
+        if trials is not None and episodes is not None:
+            raise UserError("give --trials or --episodes, not both")
+        trials = trials if episodes is None else episodes  # a protocol counts one or the other
         if trials is not None and trials <= 0:
-            raise UserError("--trials must be positive")
+            raise UserError("--trials/--episodes must be positive")
         _, engine = registry()
         if all_checkpoints:
             from ..evaluation import evaluate_all

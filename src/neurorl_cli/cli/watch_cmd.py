@@ -13,6 +13,7 @@ from .app import out
 NEUROGYM_TRIALS = 5
 EPISODE_TRIALS = 6  # meta-RL tasks: a whole Harlow episode, the first 6 two-step trials
 MAX_FRAMES = 100  # analysis.conditioning.MAX_FRAMES; not imported so `--help` stays fast
+DOOM_MAX_FRAMES = 1050  # Doom GIFs stop here (a 2100-tic episode at frame skip 4 is 525 frames)
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +23,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Option("best", "--checkpoint", help="best (needs an evaluation), latest, or a step."),
         gif: Path = typer.Option(None, "--gif", help="Write an animated GIF here (default watch-run<ID>-step<STEP>.gif; conditioning: watch-run<ID>-type<T>.gif)."),
         live: bool = typer.Option(False, "--live", help="Animate in a window (needs a display)."),
-        trials: int = typer.Option(None, "--trials", min=1, max=200, help=f"How many trials to show (default {NEUROGYM_TRIALS}; conditioning runs: at most this many frames, default {MAX_FRAMES})."),
+        trials: int = typer.Option(None, "--trials", min=1, max=200, help=f"How many trials to show (default {NEUROGYM_TRIALS}; conditioning runs: at most this many frames, default {MAX_FRAMES}; Doom runs: episodes, default 1, at most {DOOM_MAX_FRAMES} frames)."),
         trial_type: int = typer.Option(0, "--trial-type", min=0, help="Conditioning runs: the trial type to animate."),
         protocol: str = typer.Option(None, "--protocol", help="Protocol that picks the best checkpoint and sets the environment."),
         seed: int = typer.Option(None, "--seed", help="Environment seed (default: the protocol's)."),
@@ -45,11 +46,10 @@ def register(app: typer.Typer) -> None:
         with registry.session() as session:
             run = queries.run(session, ref)
             config = session.get_one(Experiment, run.experiment_id).config
-        if config["task"].get("family") == "firefly":
-            raise UserError(f"run {run.id} is a firefly run: this version does not draw firefly trials yet (see `neurorl report`)")
         if config["task"].get("family") == "conditioning":
             return _watch_conditioning(registry, run, ref, gif, live, trials, trial_type)
-        trials = trials or (EPISODE_TRIALS if config["task"]["family"] == "meta-rl" else NEUROGYM_TRIALS)
+        if config["task"]["family"] != "doom":  # Doom: episodes, 1 unless asked
+            trials = trials or (EPISODE_TRIALS if config["task"]["family"] == "meta-rl" else NEUROGYM_TRIALS)
         with registry.session() as session:
             protocols = list(config["task"].get("protocols", {}))
             if protocol is not None and protocol not in protocols:
@@ -59,7 +59,12 @@ def register(app: typer.Typer) -> None:
             path = verify_checkpoint(run.run_dir, ckpt.path, ckpt.sha256)
         except ValueError as exc:
             raise WorkFailed(str(exc)) from exc
+        if config["task"]["family"] == "firefly":
+            return _watch_firefly(registry, run, ref, config, ckpt, path, protocol or protocols[0], seed, gif, live, checkpoint, trials)
         policy = backend_for(config).load_policy(config, path, "cpu")
+        if config["task"]["family"] == "doom":
+            return _watch_doom(registry, run, ref, config, ckpt, policy, protocol or protocols[0], seed, gif, live,
+                               checkpoint, trials)
         if config["task"]["family"] == "meta-rl":
             return _watch_episode(registry, run, ref, config, ckpt, policy, protocol or protocols[0], seed, gif, live, checkpoint, trials)
         env_spec, env_seed = protocol_env(config, protocol or (protocols[0] if protocols else ""))
@@ -110,6 +115,57 @@ def _watch_episode(registry, run, ref: str, config: dict, ckpt, policy, protocol
         _record_gif(registry, run, target, words)
     if live:
         watching.show_frames_live(frames, 400)
+
+
+def _watch_firefly(registry, run, ref: str, config: dict, ckpt, path: Path, protocol: str, seed: int | None,
+                   gif: Path | None, live: bool, checkpoint: str, trials: int) -> None:
+    """Firefly: trials of the protocol seen from above, step by step (the EKF agents included,
+    since the recording runs their filter)."""
+    from ..analysis import firefly, watch as watching
+
+    spec = dict(config["task"]["protocols"][protocol])
+    env_seed = int(spec.get("seed", 0)) if seed is None else seed
+    recording = firefly.record(config, path, {**spec, "seed": env_seed}, trials=trials)
+    title = f"run {run.id} (seed {run.seed}), step {ckpt.step}, {protocol}"
+    frames = firefly.render_frames(recording, title, trials)
+    if gif is not None or not live:
+        target = gif or Path(f"watch-run{run.id}-step{ckpt.step}.gif")
+        watching.write_gif(frames, target, 100)  # the task's 0.1 s steps, in real time
+        words = ["neurorl", "watch", ref, "--checkpoint", checkpoint, "--protocol", protocol, "--seed", str(env_seed),
+                 "--trials", str(trials), "--gif", str(target)]
+        _record_gif(registry, run, target, words)
+    if live:
+        watching.show_frames_live(frames, 100)
+
+
+def _watch_doom(registry, run, ref: str, config: dict, ckpt, policy, protocol: str, seed: int | None,
+                gif: Path | None, live: bool, checkpoint: str, episodes: int | None) -> None:
+    """Doom: what the agent sees (the full screen) with its health and action, over whole episodes
+    of the protocol's environment (its frame skip; its greedy or sampled actions)."""
+    from ..analysis import watch as watching
+    from ..backends.sample_factory import play
+
+    spec = config["task"]["protocols"][protocol]
+    env_seed = int(spec.get("seed", 0)) if seed is None else seed
+    episodes = episodes or 1
+    steps = []
+    actions = "tuple" if config["model"]["engine"] == "sample-factory" else "multidiscrete"
+    for step in play(policy, config["task"], env_seed, spec.get("kwargs") or None,
+                     deterministic=spec.get("actions", "greedy") == "greedy", actions=actions):
+        steps.append(step)
+        if (step["done"] and step["episode"] + 1 >= episodes) or len(steps) >= DOOM_MAX_FRAMES:
+            break
+    frames = watching.doom_frames(steps, steps[0]["buttons"] if steps else None)
+    frame_skip = int((spec.get("kwargs") or {}).get("frame_skip", config["task"].get("frame_skip", 4)))
+    duration = max(20, round(frame_skip * watching.DOOM_TIC_MS))  # real time (GIF viewers floor shorter frames)
+    if gif is not None or not live:
+        target = gif or Path(f"watch-run{run.id}-step{ckpt.step}.gif")
+        watching.write_gif(frames, target, duration)
+        words = ["neurorl", "watch", ref, "--checkpoint", checkpoint, "--protocol", protocol, "--seed", str(env_seed),
+                 "--trials", str(episodes), "--gif", str(target)]
+        _record_gif(registry, run, target, words)
+    if live:
+        watching.show_frames_live(frames, duration)
 
 
 def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, trials: int | None, trial_type: int) -> None:

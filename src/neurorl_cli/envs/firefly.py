@@ -96,6 +96,7 @@ class Firefly:
         r_min: float = 100.0,
         r_max: float = 400.0,
         max_angle: float = 35.0,
+        copies: int = 1,
     ):
         if n < 1:
             raise ValueError("n must be at least 1")
@@ -107,7 +108,13 @@ class Firefly:
             raise ValueError("need max_steps >= 1, 0 < r_min <= r_max, goal_radius > 0, 0 <= max_angle <= 180")
         if min(process_noise, observation_noise) < 0:
             raise ValueError("noise levels must be >= 0")
+        if copies < 1 or n % copies:
+            raise ValueError("n must be a multiple of copies")
         self.n = n
+        # The batch can be `copies` blocks of the same n // copies trials sharing every random draw
+        # (targets, pulses, noise): several agents then meet exactly the same trials, and an agent
+        # in block k meets what it would meet alone in an env of n // copies with this seed.
+        self.copies = copies
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
@@ -129,11 +136,15 @@ class Firefly:
         self.reset()
 
     # -- randomness from the env's own generator, so a seed fixes every trial
-    def _rand(self, *shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator, device=self.device)
+    def _shared(self, draw, n: int, *rest: int) -> torch.Tensor:
+        base = draw((n // self.copies, *rest))
+        return base.repeat(self.copies, *([1] * len(rest)))
 
-    def _randn(self, *shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=self.generator, device=self.device)
+    def _rand(self, n: int, *rest: int) -> torch.Tensor:
+        return self._shared(lambda shape: torch.rand(shape, generator=self.generator, device=self.device), n, *rest)
+
+    def _randn(self, n: int, *rest: int) -> torch.Tensor:
+        return self._shared(lambda shape: torch.randn(shape, generator=self.generator, device=self.device), n, *rest)
 
     def sample_targets(self, n: int | None = None) -> torch.Tensor:
         """(n, 2) targets in units: r^2 uniform (uniform over the annulus' area), angle uniform."""
@@ -151,7 +162,7 @@ class Firefly:
             return torch.zeros(n, 2, device=self.device), torch.zeros(n, dtype=torch.long, device=self.device)
         (v_lo, v_hi), (w_lo, w_hi) = PULSE_PEAKS[self.perturbation]
         peaks = torch.stack([v_lo + (v_hi - v_lo) * self._rand(n), w_lo + (w_hi - w_lo) * self._rand(n)], dim=1)
-        start = torch.randint(*PULSE_START, (n,), generator=self.generator, device=self.device)
+        start = self._shared(lambda shape: torch.randint(*PULSE_START, shape, generator=self.generator, device=self.device), n)
         return peaks, start
 
     # -- episode

@@ -15,10 +15,21 @@ IDS = {
 }
 
 
+# The Doom tasks' scenarios: `gym.make("neurorl/DoomAppleGathering-v0")` is a DoomEnv with the
+# tasks' settings (128x72, frame skip 4, shaped reward, Tuple actions); keyword arguments change them.
+DOOM_IDS = {
+    "DoomBasic-v0": "basic",
+    "DoomHealthGathering-v0": "health_gathering",
+    "DoomAppleGathering-v0": "retinal_apple_gathering",
+}
+
+
 def register() -> None:
     from gymnasium.envs import registration
 
     in_namespace = registration.current_namespace == "neurorl"
-    for name, entry in IDS.items():
+    entries = {name: (entry, {}) for name, entry in IDS.items()}
+    entries.update({name: ("neurorl_cli.envs.doom:DoomEnv", {"scenario": scenario}) for name, scenario in DOOM_IDS.items()})
+    for name, (entry, kwargs) in entries.items():
         if f"neurorl/{name}" not in registration.registry:
-            registration.register(id=name if in_namespace else f"neurorl/{name}", entry_point=entry)
+            registration.register(id=name if in_namespace else f"neurorl/{name}", entry_point=entry, kwargs=kwargs)

@@ -43,6 +43,8 @@ holistic LSTM is sized for that), so the comparison is of wiring, not of capacit
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from abc import ABC, abstractmethod
 
 import torch
@@ -57,6 +59,44 @@ HOLISTIC_RNN_SIZE = 220  # one wider LSTM matches the others' ~200k parameters
 FC_SIZE = 300
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+_PLAIN_LSTM = contextvars.ContextVar("plain_lstm", default=False)
+
+
+@contextlib.contextmanager
+def plain_lstm():
+    """Inside this block the nets' LSTMs run as plain tensor ops, which `torch.func.vmap` can
+    batch over stacked weights (aten::lstm has no batching rule): many checkpoints then act in
+    one pass (backends/td3.py `evaluate_many`)."""
+    token = _PLAIN_LSTM.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_LSTM.reset(token)
+
+
+class LSTM(nn.LSTM):
+    """nn.LSTM (same parameters, same state dict) that can also run step by step in plain ops."""
+
+    def forward(self, x, state=None):
+        if not _PLAIN_LSTM.get():
+            return super().forward(x, state)
+        if state is None:
+            zeros = x.new_zeros(self.num_layers, x.shape[1], self.hidden_size)
+            state = (zeros, zeros)
+        hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
+        outputs = []
+        for x_t in x.unbind(0):
+            for layer in range(self.num_layers):
+                gates = (x_t @ getattr(self, f"weight_ih_l{layer}").T + getattr(self, f"bias_ih_l{layer}")
+                         + hs[layer] @ getattr(self, f"weight_hh_l{layer}").T + getattr(self, f"bias_hh_l{layer}"))
+                i, f, g, o = gates.chunk(4, dim=-1)
+                cs[layer] = torch.sigmoid(f) * cs[layer] + torch.sigmoid(i) * torch.tanh(g)
+                hs[layer] = torch.sigmoid(o) * torch.tanh(cs[layer])
+                x_t = hs[layer]
+            outputs.append(x_t)
+        return torch.stack(outputs), (torch.stack(hs), torch.stack(cs))
 
 
 def init_weights_(module: nn.Module) -> None:
@@ -119,7 +159,7 @@ class RecurrentActor(nn.Module):
         super().__init__()
         self.obs_dim, self.action_dim = obs_dim, action_dim
         # Registered in forward order, so listing the children reads as the architecture.
-        self.rnn = nn.LSTM(obs_dim, self.rnn_size, num_layers=self.num_layers)
+        self.rnn = LSTM(obs_dim, self.rnn_size, num_layers=self.num_layers)
         self.fc = _mlp(self.rnn_size, self.fc_sizes)
         self.out = nn.Linear(self.fc_sizes[-1] if self.fc_sizes else self.rnn_size, action_dim)
         self.apply(init_weights_)
@@ -156,7 +196,7 @@ class _ActionInLSTMQ(nn.Module):
 
     def __init__(self, obs_dim, action_dim, rnn_size, num_layers, fc_sizes):
         super().__init__()
-        self.rnn = nn.LSTM(obs_dim + action_dim, rnn_size, num_layers=num_layers)
+        self.rnn = LSTM(obs_dim + action_dim, rnn_size, num_layers=num_layers)
         self.fc = _mlp(rnn_size, fc_sizes)
         self.out = nn.Linear(fc_sizes[-1] if fc_sizes else rnn_size, 1)
 
@@ -172,8 +212,8 @@ class _StackedLSTMQ(nn.Module):
 
     def __init__(self, obs_dim, action_dim, rnn_size):
         super().__init__()
-        self.rnn = nn.LSTM(obs_dim, rnn_size)
-        self.rnn_action = nn.LSTM(rnn_size + action_dim, rnn_size)
+        self.rnn = LSTM(obs_dim, rnn_size)
+        self.rnn_action = LSTM(rnn_size + action_dim, rnn_size)
         self.out = nn.Linear(rnn_size, 1)
 
     def forward(self, obs, action, state=None):
@@ -190,7 +230,7 @@ class _LateActionQ(nn.Module):
 
     def __init__(self, obs_dim, action_dim, rnn_size, fc_sizes):
         super().__init__()
-        self.rnn = nn.LSTM(obs_dim, rnn_size)
+        self.rnn = LSTM(obs_dim, rnn_size)
         self.fc = _mlp(rnn_size + action_dim, fc_sizes)
         self.out = nn.Linear(fc_sizes[-1], 1)
 
@@ -292,19 +332,24 @@ CRITICS: dict[str, type[TwinCritic]] = {
 }
 
 
-def _lookup(table: dict, kind: str, name: str):
-    try:
-        return table[name]
-    except KeyError:
-        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(table)}") from None
+def _unknown(kind: str, name: str, *tables: dict) -> ValueError:
+    return ValueError(f"unknown {kind} {name!r}; known: {', '.join(k for t in tables for k in t)}")
 
 
 def make_actor(name: str, obs_dim: int = OBS_DIM, action_dim: int = ACTION_DIM) -> RecurrentActor:
-    return _lookup(ACTORS, "actor", name)(obs_dim, action_dim)
+    if name in BELIEF_ACTORS:
+        return SequenceActor(BELIEF_ACTORS[name](EKF_BELIEF_DIM, action_dim))
+    if name not in ACTORS:
+        raise _unknown("actor", name, ACTORS, BELIEF_ACTORS)
+    return ACTORS[name](obs_dim, action_dim)
 
 
 def make_critic(name: str, obs_dim: int = OBS_DIM, action_dim: int = ACTION_DIM) -> TwinCritic:
-    return _lookup(CRITICS, "critic", name)(obs_dim, action_dim)
+    if name in BELIEF_CRITICS:
+        return SequenceCritic(BELIEF_CRITICS[name](EKF_BELIEF_DIM, action_dim))
+    if name not in CRITICS:
+        raise _unknown("critic", name, CRITICS, BELIEF_CRITICS)
+    return CRITICS[name](obs_dim, action_dim)
 
 
 # ------------------------------------------------------------------------------ EKF agents
@@ -366,3 +411,35 @@ class MLPCritic(nn.Module):
     def q1(self, belief: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([belief, action], dim=-1)
         return self.q1_out(_relu_stack(self.q1_fc, x)).squeeze(-1)
+
+
+# The EKF agents' nets by name, for the trainer: they read the belief (13), not the observation.
+BELIEF_ACTORS: dict[str, type[MLPActor]] = {"MLPActor": MLPActor, "ActorEKF": ActorEKF}
+BELIEF_CRITICS: dict[str, type[MLPCritic]] = {"MLPCritic": MLPCritic}
+
+
+class SequenceActor(nn.Module):
+    """An MLP actor behind the recurrent actors' call, `(x, state) -> (action, state)`, so the
+    trainer and the evaluation treat every actor alike; the state stays None."""
+
+    def __init__(self, mlp: MLPActor):
+        super().__init__()
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor, state=None):
+        return self.mlp(x), None
+
+
+class SequenceCritic(nn.Module):
+    """An MLP twin critic behind the recurrent critics' calls."""
+
+    def __init__(self, mlp: MLPCritic):
+        super().__init__()
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor, action: torch.Tensor, state=None):
+        q1, q2 = self.mlp(x, action)
+        return q1, q2, None
+
+    def q1(self, x: torch.Tensor, action: torch.Tensor, state=None):
+        return self.mlp.q1(x, action), None

@@ -1,0 +1,137 @@
+"""Firefly benchmarks: learning of td3-modular against td3-holistic, training speed, and
+evaluating many checkpoints in one batched pass against one at a time.
+
+    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR]
+    python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
+
+`learning` trains both catalog agents through the CLI (the two models side by side, one worker
+each, each seed in turn) in a scratch registry, evaluates every checkpoint under `gain1x`
+and prints the reward rate (rewarded trials per second) per seed and checkpoint, the final
+value and the mean over seeds, as the modularity study's Fig. 1 plots it; and the training
+speed (trials per second, phase I included) each run logged.
+
+`eval` evaluates K checkpoints of td3-modular under gain1x both ways, in this process,
+alternating: one at a time (`TD3Backend.evaluate`, what `eval` does for other backends) and in
+one batched pass (`evaluate_many`, which `neurorl eval --all-checkpoints` uses). The
+checkpoints are K differently seeded, untrained agents (untrained agents seldom stop, so
+trials run to their 35-step limit: the most work per trial). Both sides must give the same
+metrics; the ratio is of wall-clock times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("td3-modular", "td3-holistic")
+
+
+def _cli(home: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "NEURORL_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "neurorl_cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"neurorl exited {proc.returncode}: {err.strip()[-2000:]}")
+
+
+def learning(args) -> None:
+    home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-"))
+    print(f"registry: {home}", flush=True)
+    start = time.perf_counter()
+    _wait(*[_cli(home, "train", "firefly", model, "--seeds", args.seeds, "--trials", str(args.trials),
+                 "--name", model, "--device", args.device) for model in MODELS])
+    minutes = (time.perf_counter() - start) / 60
+    _wait(*[_cli(home, "eval", model, "--all-checkpoints", "--protocol", "gain1x") for model in MODELS])
+    con = sqlite3.connect(home / "registry.db")
+    rows = con.execute(
+        "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
+        "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
+        "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
+    speed = con.execute(
+        "SELECT x.name, r.seed, MAX(m.value) FROM metric m JOIN run r ON r.id = m.run_id "
+        "JOIN experiment x ON x.id = r.experiment_id WHERE m.key = 'train/trials_per_s' GROUP BY x.name, r.seed").fetchall()
+    con.close()
+    report: dict = {"training_minutes_all_runs": round(minutes, 1), "trials": args.trials}
+    for model in MODELS:
+        mine = [r for r in rows if r[0] == model]
+        curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
+                  for seed in sorted({r[1] for r in mine})}
+        final = [c[-1][1] for c in curves.values() if c]
+        report[model] = {
+            "final_reward_rate": final,
+            "mean_final": round(float(np.mean(final)), 3) if final else None,
+            "sd_final": round(float(np.std(final)), 3) if final else None,
+            "best_reward_rate": [max(v for _, v in c) for c in curves.values() if c],
+            "trials_per_s": [round(v, 2) for name, _, v in speed if name == model],
+            "curves": curves,
+        }
+    print(json.dumps(report, indent=1))
+
+
+def eval_speed(args) -> None:
+    import torch
+
+    from neurorl_cli import catalog
+    from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend
+
+    config = catalog.resolve(catalog.load_task("firefly"), catalog.load_model("td3-modular"))[0]
+    protocol = {**config["task"]["protocols"]["gain1x"], "trials": args.trials}
+    scratch = Path(tempfile.mkdtemp(prefix="bench-firefly-eval-"))
+    paths = []
+    for k in range(args.checkpoints):
+        torch.manual_seed(k)
+        hyper = Hyper(**config["model"]["hyper"])
+        paths.append(scratch / f"agent{k}.pt")
+        torch.save({"agent": TD3(hyper, "cpu").state_dict(), "hyper": hyper.model_dump()}, paths[-1])
+    backend = TD3Backend()
+    times: dict[str, list[float]] = {"one_at_a_time": [], "batched": []}
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        single = [backend.evaluate(config, p, protocol) for p in paths]
+        times["one_at_a_time"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        batched = backend.evaluate_many(config, paths, protocol)
+        times["batched"].append(time.perf_counter() - start)
+        for (m1, _), (m2, _) in zip(single, batched):
+            assert m1.keys() == m2.keys() and all(abs(m1[k] - m2[k]) <= 1e-4 * max(1.0, abs(m1[k])) for k in m1), (m1, m2)
+    ratios = [a / b for a, b in zip(times["one_at_a_time"], times["batched"])]
+    print(json.dumps({"checkpoints": args.checkpoints, "trials_per_checkpoint": args.trials,
+                      "torch_threads": torch.get_num_threads(),
+                      "seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
+                      "median_ratio_one_at_a_time_over_batched": round(statistics.median(ratios), 2)}, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("learning")
+    p.add_argument("--seeds", default="0-2")
+    p.add_argument("--trials", type=int, default=10_000)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--home", default=None)
+    p = sub.add_parser("eval")
+    p.add_argument("--checkpoints", type=int, default=50)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--trials", type=int, default=500)
+    args = parser.parse_args()
+    {"learning": learning, "eval": eval_speed}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
