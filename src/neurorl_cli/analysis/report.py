@@ -167,7 +167,7 @@ def _firefly_protocol_sections(registry: Registry, config: dict, runs, evals: pd
     sections.append(section)
     chosen = set(best["checkpoint_id"])
     gains = firefly.gain_table(evals[evals["checkpoint_id"].isin(chosen)])
-    if gains["gain"].nunique() >= 2 if len(gains) else False:
+    if len(gains) and gains["gain"].nunique() >= 2:
         section = html.Section("Gain generalisation")
         _add_figure(section, firefly.gain_plot(gains, out, "gain_generalisation"), f"The checkpoint of each seed that is best under {name}, evaluated at joystick gains it never trained on (it trained at 1x).", written)
         sections.append(section)

@@ -96,24 +96,34 @@ class Hyper(BaseModel):
 # -- replay ------------------------------------------------------------------------------------
 
 
-class TrajectoryReplay:
+class _Replay:
+    """What both replays keep besides their samples: the newest trajectories (for checkpoints)
+    and how many were added (the warm-up counts trials, whatever the replay stores)."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        self.capacity, self.generator = capacity, generator
+        self.recent: deque[dict] = deque(maxlen=RESUME_TAIL)
+        self.trajectories_added = 0
+
+    def add(self, trajectory: dict[str, torch.Tensor]) -> None:
+        self.recent.append(trajectory)
+        self.trajectories_added += 1
+
+
+class TrajectoryReplay(_Replay):
     """Whole trajectories, grouped by length; the oldest go first when full."""
 
     def __init__(self, capacity: int, generator: torch.Generator):
-        self.capacity = capacity
-        self.recent: deque[dict] = deque(maxlen=RESUME_TAIL)
-        self.trajectories_added = 0
+        super().__init__(capacity, generator)
         self.order: deque[tuple[int, int]] = deque()  # (length, key) in arrival order
         self.by_length: dict[int, dict[int, dict[str, torch.Tensor]]] = {}
-        self.generator = generator
         self._next = 0
 
     def __len__(self) -> int:
         return len(self.order)
 
     def add(self, trajectory: dict[str, torch.Tensor]) -> None:
-        self.recent.append(trajectory)
-        self.trajectories_added += 1
+        super().add(trajectory)
         length = trajectory["obs"].shape[0]
         self.by_length.setdefault(length, {})[self._next] = trajectory
         self.order.append((length, self._next))
@@ -133,14 +143,12 @@ class TrajectoryReplay:
         return {k: torch.stack([pool[i][k] for i in index], dim=1) for k in pool[0]}
 
 
-class TransitionReplay:
+class TransitionReplay(_Replay):
     """Single transitions (belief, action, reward, next belief, done) in a ring buffer, for
     agents with no recurrence; `sample` returns them as sequences of length 1 (1, B, ...)."""
 
     def __init__(self, capacity: int, generator: torch.Generator):
-        self.capacity, self.generator = capacity, generator
-        self.recent: deque[dict] = deque(maxlen=RESUME_TAIL)
-        self.trajectories_added = 0
+        super().__init__(capacity, generator)
         self.data: dict[str, torch.Tensor] = {}
         self.size = self.head = 0
 
@@ -148,8 +156,7 @@ class TransitionReplay:
         return self.size
 
     def add(self, trajectory: dict[str, torch.Tensor]) -> None:
-        self.recent.append(trajectory)
-        self.trajectories_added += 1
+        super().add(trajectory)
         belief = trajectory["belief"]
         rows = {"belief": belief, "next_belief": torch.cat([belief[1:], torch.zeros_like(belief[:1])]),
                 "action": trajectory["action"], "reward": trajectory["reward"], "done": trajectory["done"]}

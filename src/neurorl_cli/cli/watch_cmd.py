@@ -143,7 +143,7 @@ def _watch_doom(registry, run, ref: str, config: dict, ckpt, policy, protocol: s
     """Doom: what the agent sees (the full screen) with its health and action, over whole episodes
     of the protocol's environment (its frame skip; its greedy or sampled actions)."""
     from ..analysis import watch as watching
-    from ..backends.sample_factory import play
+    from ..envs.doom import play
 
     spec = config["task"]["protocols"][protocol]
     env_seed = int(spec.get("seed", 0)) if seed is None else seed

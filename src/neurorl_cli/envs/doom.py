@@ -23,6 +23,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -335,6 +336,40 @@ def evaluate(policy, task: dict, protocol: dict, actions: str = "tuple", n_envs:
     for index, row in enumerate(rows):
         row["index"] = index
     return episode_metrics(rows), rows
+
+
+def play(policy, task: dict, seed: int, overrides: dict | None = None, deterministic: bool = True,
+         actions: str = "tuple") -> Iterator[dict]:
+    """One environment played step by step, episodes following one another, until the caller stops.
+
+    Any batched Policy will do (sb3's too). The first episode is drawn from `seed`. Yields per
+    step: obs (what the agent saw), action, reward, info (after the step), the policy's activity
+    for this step, the full screen after the step (`screen`), the episode number and the step in
+    it (`t`), and the scenario's buttons; the recurrent state starts afresh with every episode."""
+    import torch
+
+    if not deterministic:
+        torch.manual_seed(seed)  # sampled actions come from torch's generator
+    env = task_env(task, actions=actions, overrides=overrides)
+    try:
+        obs, _ = env.reset(seed=seed)
+        policy.reset(1)
+        episode, t = 0, 0
+        while True:
+            action = np.asarray(policy.act(obs[None], deterministic=deterministic))[0]
+            activity = policy.activity()
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            yield {"obs": obs, "action": action, "reward": float(reward), "info": info, "activity": activity,
+                   "screen": env.frame(), "episode": episode, "t": t, "done": bool(terminated or truncated),
+                   "buttons": env.buttons}
+            t += 1
+            if terminated or truncated:
+                next_obs, _ = env.reset()
+                policy.episode_started(np.ones(1, dtype=bool))
+                episode, t = episode + 1, 0
+            obs = next_obs
+    finally:
+        env.close()
 
 
 def episode_metrics(rows: list[dict]) -> dict[str, float]:
