@@ -191,3 +191,19 @@ def test_report_before_any_evaluation_hints_at_eval(neurorl_home, tmp_path):
     page = made.index.read_text()
     assert "neurorl eval fresh --all-checkpoints" in page
     assert "No perf/trial_performance has been logged" in page
+
+
+@pytest.mark.parametrize("task, model, expected", [
+    ("apple-gathering", "retinal-simple", ("retinal_apple_gathering", "128x72", "frame skip 4", "encoder retinal-simple",
+                                           "+1 whenever health rose", "20 episodes", "frame_skip = 1")),
+    ("firefly", "td3-modular", ("firefly navigation", "observation_noise = 0.1", "actor = Actor3", "500 trials",
+                                "gain = 1.5")),
+])
+def test_methods_paragraph_describes_doom_and_firefly(task, model, expected):
+    from neurorl_cli.catalog import load_model, load_task, resolve
+
+    config, = resolve(load_task(task), load_model(model))
+    text = methods.methods_paragraph(config, [0], [{}])
+    for phrase in expected:
+        assert phrase in text, phrase
+    assert "None" not in text and "?" not in text

@@ -157,3 +157,20 @@ def test_apple_gathering_trains_and_evaluates(neurorl_home):
     for m in evals:
         assert 0 < m["episode_length"] <= 525  # 2100 tics at frame skip 4, or death before
         assert m["health_gathered"] >= 0 and m["items_picked"] >= 0
+
+
+def test_report_has_the_retinal_analyses_and_reuses_the_recording(basic):
+    out = basic / "report"
+    cli("report", "1", "--out", str(out), home=basic, check=True)
+    page = (out / "index.html").read_text()
+    for heading in ("Agent's view", "Receptive fields", "Activity rasters", "Hidden states", "Methods"):
+        assert heading in page, heading
+    for name in ("agent_view.gif", "raster_fc.png", "raster_rnn.png", "tsne_rnn.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "rf_conv0.png").stat().st_size > 0
+    assert "new recording" in page
+    (path,), = _query(basic, "SELECT path FROM artifact WHERE kind = 'doom-recording'")
+    with np.load(path) as arrays:
+        assert arrays["frames"].shape[1:] == (72, 128, 3) and len(arrays["rnn"]) == len(arrays["frames"])
+    cli("report", "1", "--out", str(out), home=basic, check=True)  # again: the stored activity is used
+    assert "stored recording" in (out / "index.html").read_text()

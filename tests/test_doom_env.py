@@ -210,6 +210,10 @@ def test_doom_tasks_and_models_are_in_the_catalog():
     assert config["task"]["frame_skip"] == 2 and config["model"]["hyper"]["hidden_size"] == 32
     with pytest.raises(UserError, match="must be a multiple of worker_num_splits"):
         catalog.resolve(task, catalog.load_model("retinal-simple"), ["model.num_envs_per_worker=3"])
+    with pytest.raises(UserError, match="with V-trace, recurrence .16. must equal rollout .32."):
+        catalog.resolve(task, catalog.load_model("retinal-simple"), ["model.recurrence=16"])
+    (config,) = catalog.resolve(task, catalog.load_model("retinal-simple"), ["model.recurrence=16", "model.with_vtrace=false"])
+    assert config["model"]["hyper"]["recurrence"] == 16
     # An sb3 model without image observations does not fit a Doom task, with one clear line.
     ppo = catalog.load_model("ppo").model_copy(update={"families": ["doom"]})
     problem = catalog.pair_problem(catalog.resolve(task, ppo)[0])

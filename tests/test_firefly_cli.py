@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 import torch
 
-from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend, TrajectoryReplay, TransitionReplay, smooth_target
+from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend, TrajectoryReplay, TransitionReplay, explore, smooth_target
 
 from .conftest import cli
 
@@ -79,6 +79,18 @@ def test_target_smoothing_keeps_sides():
     s, m = smooth_target(stop, 0.05, 0.1, g), smooth_target(move, 0.05, 0.1, g)
     assert s.abs().max() <= 0.1 and s.std(dim=0).min() > 0.01  # a stop stays a stop, with noise
     assert (m[:, 0] >= 0.1).all() and (m[:, 1] <= -0.1).all()  # each moving component keeps its side
+    small = smooth_target(torch.tensor([[0.5, 0.02]]).repeat(2000, 1), 0.05, 0.1, g)
+    assert (small[:, 0] >= 0.1).all() and (small[:, 1].abs() > 0.1).any()  # a move's small component is free
+    assert (small[:, 1] - 0.02).abs().max() <= 0.1 + 1e-6  # within the noise clip
+
+
+def test_exploration_leaves_chosen_stops_alone():
+    g = torch.Generator().manual_seed(0)
+    chosen = torch.tensor([[0.05, -0.03], [0.5, 0.0], [0.02, 0.4]]).repeat(500, 1)
+    acted = explore(chosen, 0.8, g)
+    assert torch.equal(acted[0::3], chosen[0::3])  # a stop is executed as chosen
+    assert (acted[1::3] != chosen[1::3]).all() and (acted[2::3] != chosen[2::3]).all()
+    assert acted.abs().max() <= 1
 
 
 def test_transition_replay_wraps_and_pairs_next_beliefs():

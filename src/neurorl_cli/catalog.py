@@ -318,6 +318,12 @@ class SampleFactoryHyper(BaseModel):
         if self.num_envs_per_worker % self.worker_num_splits:
             raise ValueError(f"num_envs_per_worker ({self.num_envs_per_worker}) must be a multiple of "
                              f"worker_num_splits ({self.worker_num_splits})")
+        # sample-factory's own verify_cfg checks these only once its workers are starting
+        if self.recurrence < 2:
+            raise ValueError(f"recurrence ({self.recurrence}) must be at least 2: the GRU core learns through time")
+        if self.with_vtrace and self.recurrence != self.rollout:
+            raise ValueError(f"with V-trace, recurrence ({self.recurrence}) must equal rollout ({self.rollout}); "
+                             "or set model.with_vtrace=false")
         return self
 
     def encoder_settings(self) -> dict[str, Any]:

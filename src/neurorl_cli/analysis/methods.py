@@ -87,21 +87,51 @@ def _conditioning_setup(task: dict, model: dict) -> list[str]:
 def methods_paragraph(config: dict, seeds: list[int], versions: Iterable[dict]) -> str:
     """Plain text; `config` is an experiment's frozen config, `versions` its runs' `versions`."""
     task, model, budget = config["task"], config["model"], config["budget"]
-    if task.get("family") == "conditioning":
-        parts = _conditioning_setup(task, model)
-    else:
-        parts = _neurogym_setup(task, model)
+    setup = {"conditioning": _conditioning_setup, "doom": _doom_setup, "firefly": _firefly_setup}
+    parts = setup.get(task.get("family"), _neurogym_setup)(task, model)
     parts.append(f"Each run lasted {_budget(budget)}, for {_seeds(sorted(seeds))}.")
     if config.get("overrides"):
         parts.append(f"Settings changed from the catalog: {_pairs(config['overrides'])}.")
     protocols = task.get("protocols", {})
     if protocols:
         described = "; ".join(
-            f"{name}: {p.get('trials', '?')} trials, best checkpoint by {p.get('select', '?')}" for name, p in sorted(protocols.items())
+            f"{name}: {_protocol_size(p)}, best checkpoint by {p.get('select', '?')}"
+            + (f" ({_pairs(p['kwargs'])})" if p.get("kwargs") else "")
+            for name, p in sorted(protocols.items())
         )
         parts.append(f"Checkpoints were evaluated under the protocols {described}.")
     parts.append(f"Software: {_versions(versions)}.")
     return " ".join(parts)
+
+
+def _protocol_size(protocol: dict) -> str:
+    if protocol.get("episodes") is not None:
+        return f"{protocol['episodes']} episodes"
+    return f"{protocol.get('trials', '?')} trials"
+
+
+def _model_sentence(model: dict, what: str) -> str:
+    return (f"The model {model['name']} ({model.get('algo', model.get('engine', ''))}{what}) was trained with "
+            f"hyper-parameters {_pairs(model.get('hyper', {}))}.")
+
+
+def _doom_setup(task: dict, model: dict) -> list[str]:
+    encoder = f", encoder {model['encoder']}" if model.get("encoder") else ""
+    return [
+        f"Agents were trained on the ViZDoom task {task['name']} (scenario {task['scenario']}, "
+        f"{task['width']}x{task['height']} RGB observations, frame skip {task['frame_skip']}, turn x move actions"
+        + ("; +1 whenever health rose was added to the training reward and reported apart from the true reward"
+           if task.get("shape_reward") else "") + ").",
+        _model_sentence(model, f"{encoder}, engine {model.get('engine', '?')}"),
+    ]
+
+
+def _firefly_setup(task: dict, model: dict) -> list[str]:
+    return [
+        f"Agents were trained on the firefly navigation task {task['name']} (dt 0.1 s, at most 35 steps; "
+        f"environment settings: {_pairs(task.get('env', {}))}).",
+        _model_sentence(model, ", native recurrent TD3 with the modularity study's three training phases"),
+    ]
 
 
 def _neurogym_setup(task: dict, model: dict) -> list[str]:

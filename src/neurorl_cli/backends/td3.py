@@ -183,13 +183,26 @@ def make_replay(hyper: Hyper, generator: torch.Generator):
 
 
 def smooth_target(action: torch.Tensor, noise: float, clip: float, generator=None) -> torch.Tensor:
-    """Target policy smoothing that keeps a stop a stop and a move a move (per component side)."""
-    eps = (torch.randn(action.shape, generator=generator, device=action.device) * noise).clamp(-clip, clip)
-    noisy = action + eps
+    """Target policy smoothing that keeps a stop a stop and a move a move: a stop gets unclipped
+    noise and stays within the stop band; a moving component above (below) the band stays above
+    (below) it; a small component of a moving action may go anywhere in [-1, 1]."""
+    eps = torch.randn(action.shape, generator=generator, device=action.device) * noise
     stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
-    low = torch.where(stop | (action.abs() <= STOP), -STOP, torch.where(action > STOP, STOP, -1.0))
-    high = torch.where(stop | (action.abs() <= STOP), STOP, torch.where(action > STOP, 1.0, -STOP))
+    noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
+    low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
+    high = torch.where(stop, STOP, torch.where(action < -STOP, -STOP, 1.0))
     return torch.maximum(torch.minimum(noisy, high), low)
+
+
+def explore(chosen: torch.Tensor, noise: float, generator=None) -> torch.Tensor:
+    """Exploration noise on the policy's moving actions only: a stop the policy chooses is
+    executed as chosen (as the reference does), so a policy can learn to stop on purpose
+    even under the wide phase-I noise."""
+    if noise <= 0:
+        return chosen
+    noisy = (chosen + torch.randn(chosen.shape, generator=generator, device=chosen.device) * noise).clamp(-1, 1)
+    moving = (chosen.abs() > STOP).any(dim=-1, keepdim=True)
+    return torch.where(moving, noisy, chosen)
 
 
 class Inputs:
@@ -234,9 +247,7 @@ def collect(env, actor, noise: float, generator: torch.Generator, device, reads:
         for _ in range(env.max_steps):
             chosen, state = actor(now[reads][None], state)
             chosen = chosen[0]
-            action = chosen
-            if noise > 0:
-                action = (chosen + torch.randn(chosen.shape, generator=generator, device=device) * noise).clamp(-1, 1)
+            action = explore(chosen, noise, generator)
             # The start threshold is judged on the policy's own action, before exploration noise.
             nxt, reward, done, info = inputs.step(action, raw_action=chosen)
             steps.append({**now, "action": action, "reward": reward})
