@@ -8,8 +8,8 @@ checkpoint under the `default` protocol (`--episodes` episodes, seeds protocol.s
 actions), and plays the same episodes (same seeds) with a uniformly random turn x move policy
 through the same evaluation loop. Printed: true reward (the scenario's own, without the +1
 shaping), health gathered and episode length per checkpoint, the random policy's, and the
-paired difference of the last checkpoint against random over the same episodes (mean and a
-95% bootstrap interval).
+paired differences of the last checkpoint against random over the same episodes, true reward
+and health gathered (mean and a 95% bootstrap interval).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,9 @@ class RandomPolicy:
 
     def reset(self, n: int) -> None:
         self.n = n
+
+    def episode_started(self, mask) -> None:  # no state to reset
+        pass
 
     def act(self, obs, deterministic: bool = False):
         return self.rng.integers(0, 3, size=(len(obs), 2))
@@ -58,17 +60,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--checkpoints", type=int, default=6)
     parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--home", help="registry to train into (default: a fresh temporary one)")
+    parser.add_argument("--home", help="registry to train into (default: a fresh temporary one; one that already "
+                                         "holds the run and its evaluations is reused, nothing is done twice)")
     args = parser.parse_args()
 
     from neurorl_cli.envs.doom import evaluate
 
     home = Path(args.home or tempfile.mkdtemp(prefix="bench-apple-"))
     print(f"registry: {home}", flush=True)
-    start = time.perf_counter()
     _cli(home, "train", "apple-gathering", "retinal-simple", "--steps", str(args.steps),
          "--checkpoint-every", str(args.steps // args.checkpoints), "--name", "apple")
-    train_minutes = (time.perf_counter() - start) / 60
     _cli(home, "eval", "apple", "--all-checkpoints", "--protocol", "default", "--trials", str(args.episodes))
 
     con = sqlite3.connect(home / "registry.db")
@@ -80,12 +81,13 @@ def main() -> None:
     trials = con.execute("SELECT t.reward, t.conditions FROM trial t JOIN evaluation e ON e.id = t.evaluation_id "
                          "WHERE e.checkpoint_id = ? AND e.protocol = 'default'", (last_id,)).fetchall()
     fps = con.execute("SELECT AVG(value) FROM metric WHERE key = 'train/steps_per_s'").fetchone()[0]
+    train_minutes = con.execute("SELECT (julianday(ended) - julianday(started)) * 1440 FROM run").fetchone()[0]
     con.close()
-    trained = {json.loads(c)["seed"]: r for r, c in trials}
+    trained = {json.loads(c)["seed"]: (r, json.loads(c)["health_gathered"]) for r, c in trials}
 
     protocol = {**config["task"]["protocols"]["default"], "episodes": args.episodes}
     random_metrics, rows = evaluate(RandomPolicy(0), config["task"], protocol)
-    chance = {r["conditions"]["seed"]: r["reward"] for r in rows}
+    chance = {r["conditions"]["seed"]: (r["reward"], r["conditions"]["health_gathered"]) for r in rows}
 
     keys = ("true_reward", "health_gathered", "items_picked", "episode_length")
     print(f"\ntrained {args.steps} agent steps in {train_minutes:.1f} min (mean {fps:.0f} steps/s)")
@@ -95,11 +97,11 @@ def main() -> None:
         print(f"{step:>12} " + " ".join(f"{m[k]:>16.2f}" for k in keys))
     print(f"{'random':>12} " + " ".join(f"{random_metrics[k]:>16.2f}" for k in keys))
     seeds = sorted(set(trained) & set(chance))
-    diff = np.array([trained[s] - chance[s] for s in seeds])
-    low, high = _bootstrap(diff)
-    print(f"\nlast checkpoint - random, true reward over the same {len(seeds)} episodes: "
-          f"{diff.mean():+.2f} (95% bootstrap interval {low:+.2f} to {high:+.2f})")
-
+    for k, name in enumerate(("true reward", "health gathered")):
+        diff = np.array([trained[s][k] - chance[s][k] for s in seeds])
+        low, high = _bootstrap(diff)
+        print(f"last checkpoint - random, {name} over the same {len(seeds)} episodes: "
+              f"{diff.mean():+.2f} (95% bootstrap interval {low:+.2f} to {high:+.2f})")
 
 if __name__ == "__main__":
     main()

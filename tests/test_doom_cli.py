@@ -160,14 +160,15 @@ def test_apple_gathering_trains_and_evaluates(neurorl_home):
 
 
 def test_report_has_the_retinal_analyses_and_reuses_the_recording(basic):
+    cli("eval", "1", "--all-checkpoints", "--trials", "1", home=basic, check=True)  # done already when run in order
     out = basic / "report"
     cli("report", "1", "--out", str(out), home=basic, check=True)
     page = (out / "index.html").read_text()
-    for heading in ("Agent's view", "Receptive fields", "Activity rasters", "Hidden states", "Methods"):
+    for heading in ("view (best checkpoint)", "Receptive fields", "Activity rasters", "Hidden states", "Methods"):
         assert heading in page, heading
     for name in ("agent_view.gif", "raster_fc.png", "raster_rnn.png", "tsne_rnn.png"):
         assert (out / name).stat().st_size > 0, name
-    assert (out / "rf_conv0.png").stat().st_size > 0
+    assert (out / "rf_conv1.png").stat().st_size > 0  # retinal-simple has one conv layer (numbered from 1)
     assert "new recording" in page
     (path,), = _query(basic, "SELECT path FROM artifact WHERE kind = 'doom-recording'")
     with np.load(path) as arrays:
