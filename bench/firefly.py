@@ -3,6 +3,7 @@ evaluating many checkpoints in one batched pass against one at a time.
 
     python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR]
     python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
+    python bench/firefly.py speed    [--trials 400] [--runs 3] [--device cpu]
 
 `learning` trains both catalog agents through the CLI (the two models side by side, one worker
 each, each seed in turn) in a scratch registry, evaluates every checkpoint under `gain1x`
@@ -117,6 +118,26 @@ def eval_speed(args) -> None:
                       "median_ratio_one_at_a_time_over_batched": round(statistics.median(ratios), 2)}, indent=1))
 
 
+def training_speed(args) -> None:
+    """Trials per second of each catalog agent from its first trial: updates from the start
+    (no warm-up), phase I ended after 100 trials whatever the success, then `--trials` phase-II
+    trials; runs one at a time (torch's default threads), `--runs` times, median reported. An
+    untrained agent seldom stops, so its trials run to the 35-step limit: ~9 updates per trial,
+    the most work per trial training meets."""
+    result = {}
+    for model in ("td3-modular", "td3-holistic", "ekf-td3"):
+        rates = []
+        for _ in range(args.runs):
+            home = Path(tempfile.mkdtemp(prefix="bench-firefly-speed-"))
+            _wait(_cli(home, "train", "firefly", model, "--trials", str(args.trials), "--checkpoint-every", str(args.trials),
+                       "--set", "model.warmup_trials=0", "--set", "model.phase2_rewarded=0", "--device", args.device))
+            con = sqlite3.connect(home / "registry.db")
+            rates.append(con.execute("SELECT value FROM metric WHERE key = 'train/trials_per_s' ORDER BY step DESC").fetchone()[0])
+            con.close()
+        result[model] = {"trials_per_s": [round(r, 2) for r in rates], "median": round(statistics.median(rates), 2)}
+    print(json.dumps({"device": args.device, "phase2_trials": args.trials, **result}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -129,8 +150,12 @@ def main() -> None:
     p.add_argument("--checkpoints", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--trials", type=int, default=500)
+    p = sub.add_parser("speed")
+    p.add_argument("--trials", type=int, default=400)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    {"learning": learning, "eval": eval_speed}[args.what](args)
+    {"learning": learning, "eval": eval_speed, "speed": training_speed}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -147,3 +147,30 @@ def test_a_damaged_checkpoint_is_reported_in_place_and_the_others_evaluated(tmp_
     bad.write_bytes(b"not a checkpoint")
     results = TD3Backend().evaluate_many(config, [bad, good], {"trials": 5, "seed": 0})
     assert isinstance(results[0], Exception) and results[1][0]["trials"] == 5
+
+
+# A firefly task made easier for a short test (targets at 100-200 cm, a 120-cm goal, no noise)
+# and cheaper updates (batch 64, one per 8 steps, after 160 trials).
+EASY_TASK = {"r_max": 200, "goal_radius": 120, "process_noise": 0, "observation_noise": 0}
+EASY = [*(f"--set=task.{k}={v}" for k, v in EASY_TASK.items()),
+        "--set=model.warmup_trials=160", "--set=model.batch_size=64", "--set=model.replay_period=8"]
+
+
+def test_a_short_run_learns_to_stop_on_targets_above_a_random_policy(neurorl_home):
+    from neurorl_cli.backends.td3 import make_env, run_trials, summarize
+
+    cli("train", "firefly", "ekf-td3", "--trials", "16", "--checkpoint-every", "16", *EASY, check=True)
+    run_dir, = sqlite3.connect(neurorl_home / "registry.db").execute("SELECT run_dir FROM run").fetchone()
+    events = [json.loads(line) for line in open(f"{run_dir}/events.jsonl")]
+    phase1 = [e["values"] for e in events if e["type"] == "metric" and "phase1/reward_rate" in e["values"]]
+    # Phase II begins only once the behaviour policy (actor + exploration noise 0.8) was rewarded
+    # in at least 20% of the last 100 trials.
+    assert [e["phase"] for e in events if e["type"] == "phase"] == [2]
+    torch.manual_seed(0)
+    uniform = lambda x, state: (torch.rand(1, x.shape[1], 2) * 2 - 1, None)  # noqa: E731
+    chance = summarize(run_trials(uniform, make_env({"task": {"env": EASY_TASK}}, 2000, 5, "cpu"))[0])
+    assert chance["reward_fraction"] < 0.1
+    # Before any update (the first 112 trials) the agent does no better than chance; when phase I
+    # ends it is rewarded several times as often per second.
+    assert phase1[0]["phase1/rewarded_fraction"] < 0.1
+    assert phase1[-1]["phase1/reward_rate"] > 3 * chance["reward_rate"]

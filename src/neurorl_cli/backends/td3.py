@@ -15,6 +15,8 @@ through the reference's phases: I (exploration 0.8, no observation noise) until 
 fraction of the last 100 trials passes 0.2; II (exploration 0.5, observation noise on, replay
 and trial count reset, mirrored trajectories stored too); III (exploration 0.4, learning
 rate 5e-5) once a validation reward fraction passes 0.8. The budget counts phase II+ trials.
+Exploration noise perturbs only the actions the policy does not choose as stops, as the
+reference's agent does: under noise of SD 0.8 a stop would otherwise almost never execute.
 
 The EKF agents use the same loop. An actor or critic named in nets/firefly.py's BELIEF_ACTORS /
 BELIEF_CRITICS reads the 13-d belief of an extended Kalman filter (nets/ekf.py) run beside the
