@@ -234,7 +234,7 @@ def _synthetic_recording(steps: int, hidden: int = 8, seed: int = 0) -> dict:
 def doom_run(neurorl_home, tmp_path):
     """A registry with one Doom experiment, one run and one checkpoint row."""
     engine = open_registry()
-    config = {"task": {"name": "doom-basic", "family": "doom", "scenario": "basic",
+    config = {"task": {"name": "doom-basic", "family": "doom", "scenario": "basic", "width": 128, "height": 72, "frame_skip": 4,
                        "protocols": {"default": {"episodes": 2, "select": "true_reward"},
                                      "frameskip-1": {"episodes": 2, "select": "true_reward", "seed": 7, "kwargs": {"frame_skip": 1}}}},
               "model": {"name": "retinal-simple", "engine": "sample-factory", "hyper": {}},
