@@ -93,13 +93,6 @@ def sf_settings(config: dict) -> dict:
     return out
 
 
-def check_settings(hyper: dict) -> None:
-    """Raise ValueError for combinations sample-factory would refuse only once its processes run."""
-    if hyper.get("with_vtrace", True) and hyper.get("recurrence", 32) != hyper.get("rollout", 32):
-        raise ValueError(f"with V-trace, recurrence ({hyper.get('recurrence', 32)}) must equal rollout "
-                         f"({hyper.get('rollout', 32)}), or set with_vtrace = false")
-
-
 def sf_config(config: dict, train_dir: Path, device: str, seed: int, extra: dict | None = None):
     """sample-factory's configuration, parsed by its own parser from an argv we build."""
     from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
@@ -289,7 +282,6 @@ class SampleFactoryBackend:
         if run.threads:
             torch.set_num_threads(run.threads)
         config = run.config
-        check_settings(hyper_of(config).model_dump())
         device = resolve_device(run.device)
         train_dir = Path(run.run_dir) / TRAIN_DIR
         folder = _checkpoint_dir(train_dir)
