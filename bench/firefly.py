@@ -1,15 +1,18 @@
 """Firefly benchmarks: learning of td3-modular against td3-holistic, training speed, and
 evaluating many checkpoints in one batched pass against one at a time.
 
-    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR]
+    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M]
     python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
     python bench/firefly.py speed    [--trials 400] [--runs 3] [--device cpu]
 
 `learning` trains both catalog agents through the CLI (the two models side by side, one worker
-each, each seed in turn) in a scratch registry, evaluates every checkpoint under `gain1x`
-and prints the reward rate (rewarded trials per second) per seed and checkpoint, the final
-value and the mean over seeds, as the modularity study's Fig. 1 plots it; and the training
-speed (trials per second, phase I included) each run logged.
+and one share of the cores each, each seed in turn) in a registry (scratch, or --home),
+evaluates every checkpoint under `gain1x` and prints the reward rate (rewarded trials per
+second) per seed and checkpoint, the final value and the mean over seeds, as the modularity
+study's Fig. 1 plots it; and per run its phase-I length and training speed (trials per second,
+phase I included). The full measurement takes hours per run on a CPU, so it can be done in
+parts: --minutes stops the runs in progress (each saves a checkpoint), and a later invocation
+with the same --home continues them from there and trains the seeds still missing.
 
 `eval` evaluates K checkpoints of td3-modular under gain1x both ways, in this process,
 alternating: one at a time (`TD3Backend.evaluate`, what `eval` does for other backends) and in
@@ -24,12 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,48 +43,90 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = ("td3-modular", "td3-holistic")
 
 
-def _cli(home: Path, *args: str) -> subprocess.Popen:
+def _cli(home: Path, *args: str, threads: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "NEURORL_HOME": str(home)}
+    if threads:  # runs side by side: one share of the cores each, not torch's default of all
+        env["OMP_NUM_THREADS"] = str(threads)
     return subprocess.Popen([sys.executable, "-m", "neurorl_cli", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait(*procs: subprocess.Popen) -> None:
+def _wait(*procs: subprocess.Popen, stopped: bool = False) -> None:
     for proc in procs:
         _, err = proc.communicate()
-        if proc.returncode not in (0, 1):
+        # 1: some run or checkpoint failed (reported in the registry); 130: stopped by --minutes
+        if proc.returncode not in (0, 1) and not (stopped and proc.returncode == 130):
             raise SystemExit(f"neurorl exited {proc.returncode}: {err.strip()[-2000:]}")
 
 
+def _stopped_runs(home: Path, model: str) -> list[int]:
+    """Runs of `model` that an earlier invocation stopped (--minutes) or that crashed."""
+    if not (home / "registry.db").exists():
+        return []
+    con = sqlite3.connect(home / "registry.db")
+    rows = con.execute("SELECT r.id FROM run r JOIN experiment x ON x.id = r.experiment_id "
+                       "WHERE x.name = ? AND r.status IN ('cancelled', 'crashed') ORDER BY r.id", (model,)).fetchall()
+    con.close()
+    return [r[0] for r in rows]
+
+
+def _train(home: Path, model: str, args, deadline: float | None, threads: int) -> None:
+    """One model's runs in turn: first those an earlier invocation left stopped (from their
+    last checkpoints), then the seeds not yet trained (`train` skips completed ones). At the
+    deadline the current run is stopped with SIGTERM: it saves a checkpoint, ends `cancelled`,
+    and the next invocation with the same --home continues it."""
+    commands = [("train", "--resume", str(run)) for run in _stopped_runs(home, model)]
+    commands.append(("train", "firefly", model, "--seeds", args.seeds, "--trials", str(args.trials),
+                     "--name", model, "--device", args.device))
+    for command in commands:
+        proc = _cli(home, *command, threads=threads)
+        try:
+            proc.wait(timeout=None if deadline is None else max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            _wait(proc, stopped=True)
+            return
+        _wait(proc)
+
+
 def learning(args) -> None:
-    home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-"))
+    home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
     print(f"registry: {home}", flush=True)
     start = time.perf_counter()
-    _wait(*[_cli(home, "train", "firefly", model, "--seeds", args.seeds, "--trials", str(args.trials),
-                 "--name", model, "--device", args.device) for model in MODELS])
+    deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
+    threads = max(1, (os.cpu_count() or 1) // len(MODELS))
+    with ThreadPoolExecutor(len(MODELS)) as pool:
+        list(pool.map(lambda model: _train(home, model, args, deadline, threads), MODELS))
     minutes = (time.perf_counter() - start) / 60
-    _wait(*[_cli(home, "eval", model, "--all-checkpoints", "--protocol", "gain1x") for model in MODELS])
+    _wait(*[_cli(home, "eval", model, "--all-checkpoints", "--protocol", "gain1x", threads=threads) for model in MODELS])
     con = sqlite3.connect(home / "registry.db")
     rows = con.execute(
         "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
         "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
         "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
-    speed = con.execute(
-        "SELECT x.name, r.seed, MAX(m.value) FROM metric m JOIN run r ON r.id = m.run_id "
-        "JOIN experiment x ON x.id = r.experiment_id WHERE m.key = 'train/trials_per_s' GROUP BY x.name, r.seed").fetchall()
+    # Per run: its status, phase-II trials done and phase-I trials (the last steps their metrics
+    # were logged at) and the trials per second it last logged (phase I included).
+    runs = con.execute(
+        "SELECT x.name, r.seed, r.status, "
+        "(SELECT COALESCE(MAX(m.step), 0) FROM metric m WHERE m.run_id = r.id AND m.key = 'train/phase'), "
+        "(SELECT MAX(m.step) FROM metric m WHERE m.run_id = r.id AND m.key = 'phase1/phase'), "
+        "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
+        "ORDER BY m.id DESC LIMIT 1) FROM run r JOIN experiment x ON x.id = r.experiment_id ORDER BY r.id").fetchall()
     con.close()
-    report: dict = {"training_minutes_all_runs": round(minutes, 1), "trials": args.trials}
+    report: dict = {"this_invocation_minutes": round(minutes, 1), "trials": args.trials}
     for model in MODELS:
         mine = [r for r in rows if r[0] == model]
         curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
                   for seed in sorted({r[1] for r in mine})}
         final = [c[-1][1] for c in curves.values() if c]
         report[model] = {
+            "runs": [{"seed": seed, "status": status, "phase1_trials": phase1, "phase2_trials": done,
+                      "trials_per_s": round(rate or 0, 2)} for name, seed, status, done, phase1, rate in runs if name == model],
             "final_reward_rate": final,
             "mean_final": round(float(np.mean(final)), 3) if final else None,
             "sd_final": round(float(np.std(final)), 3) if final else None,
             "best_reward_rate": [max(v for _, v in c) for c in curves.values() if c],
-            "trials_per_s": [round(v, 2) for name, _, v in speed if name == model],
             "curves": curves,
         }
     print(json.dumps(report, indent=1))
@@ -145,7 +192,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0-2")
     p.add_argument("--trials", type=int, default=10_000)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--home", default=None)
+    p.add_argument("--home", default=None, help="registry to use; a later invocation with the same one continues it")
+    p.add_argument("--minutes", type=float, default=None, help="stop training after this long (runs resumable)")
     p = sub.add_parser("eval")
     p.add_argument("--checkpoints", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)

@@ -3,6 +3,7 @@ checkpoints, is evaluated under two protocols, and reported."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 
@@ -115,6 +116,23 @@ def test_replay_batches_one_length_and_drops_the_oldest():
     for _ in range(20):
         batch = replay.sample(8)
         assert batch["obs"].shape[1:] == (8, 6) and batch["obs"].shape[0] in (3, 4, 5)
+
+
+@pytest.mark.parametrize("actor,critic", [("Actor3", "Critic5"), ("Actor1", "Critic1")])
+def test_freezing_the_critic_for_the_actor_step_changes_no_number(actor, critic):
+    torch.manual_seed(0)
+    frozen = TD3(Hyper(actor=actor, critic=critic, policy_delay=1), "cpu")
+    plain = copy.deepcopy(frozen)
+    plain.critic.requires_grad_ = lambda flag=True: plain.critic  # never frozen, as before the change
+    batch = {"obs": torch.randn(7, 4, 6), "action": torch.rand(7, 4, 2) * 2 - 1,
+             "reward": torch.rand(7, 4), "done": torch.zeros(7, 4)}
+    for agent in (frozen, plain):
+        for _ in range(3):
+            agent.update(batch, torch.Generator().manual_seed(1))
+    for net in ("actor", "critic", "actor_target", "critic_target"):
+        for a, b in zip(getattr(frozen, net).parameters(), getattr(plain, net).parameters()):
+            assert torch.allclose(a, b, atol=1e-6), net
+    assert all(p.requires_grad for p in frozen.critic.parameters())
 
 
 @pytest.mark.parametrize("actor,critic", [("Actor3", "Critic5"), ("Actor2", "Critic4"), ("MLPActor", "MLPCritic"), ("ActorEKF", "Critic1")])

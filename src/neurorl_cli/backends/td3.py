@@ -324,9 +324,16 @@ class TD3:
         out = {"loss/critic": critic_loss.item(), "value/q1": q1.mean().item()}
         self.updates += 1
         if self.updates % h.policy_delay == 0:
-            actor_loss = -self.critic.q1(critic_in, self.actor(actor_in)[0])[0].mean()
-            self.actor_optim.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            # The critic is frozen for the actor's loss: its gradients would be thrown away at the
+            # next critic step, and not computing them (for Critic5 not even backpropagating
+            # through its state LSTM) saves about a fifth of the actor step.
+            self.critic.requires_grad_(False)
+            try:
+                actor_loss = -self.critic.q1(critic_in, self.actor(actor_in)[0])[0].mean()
+                self.actor_optim.zero_grad(set_to_none=True)
+                actor_loss.backward()
+            finally:
+                self.critic.requires_grad_(True)
             self.actor_optim.step()
             for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
                 with torch.no_grad():
