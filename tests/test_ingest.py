@@ -122,3 +122,34 @@ def test_four_workers_write_while_the_cli_ingests():
         assert _metric_count(engine, r.id) == 2 * n
         assert state[r.id].status == "completed"
         assert state[r.id].step == n - 1
+
+
+def test_a_checkpoint_saved_again_at_its_step_replaces_the_old_record_and_its_evaluations():
+    from neurorl_cli.evaluation import verify_checkpoint
+
+    home = find_home()
+    engine = db.open_registry(home)
+    (run,) = _make_runs(engine, home, 1)
+    log = RunLog(home.runs / "0", heartbeat_every=0)
+    log.checkpoint(0, lambda tmp: tmp.write_bytes(b"phase I, first stop"))
+    log.close()
+    ingest(engine)
+    with engine.begin() as conn:
+        ck_id = conn.exec_driver_sql("SELECT id FROM checkpoint").scalar()
+        conn.exec_driver_sql(
+            "INSERT INTO evaluation (checkpoint_id, protocol, protocol_hash, \"select\", score, trials, metrics, created) "
+            "VALUES (?, 'p', 'h', 'reward_rate', 0.5, 10, '{}', '2026-01-01')", (ck_id,))
+    # The resumed attempt is stopped again before its step count moved: same step, new file.
+    log = RunLog(home.runs / "0", attempt=2, heartbeat_every=0)
+    log.checkpoint(0, lambda tmp: tmp.write_bytes(b"phase I, second stop"))
+    log.close()
+    warnings = []
+    ingest(engine, warn=warnings.append)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT attempt, path, sha256 FROM checkpoint").fetchall()
+        evaluations = conn.exec_driver_sql("SELECT COUNT(*) FROM evaluation").scalar()
+    assert len(rows) == 1 and rows[0][0] == 2 and evaluations == 0
+    assert verify_checkpoint(run.run_dir, rows[0][1], rows[0][2]).read_bytes() == b"phase I, second stop"
+    assert len(warnings) == 1 and "saved again" in warnings[0] and "1 evaluation" in warnings[0]
+    ingest(engine, warn=warnings.append)  # nothing new: nothing changes, no second warning
+    assert len(warnings) == 1

@@ -156,10 +156,23 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
             conn.exec_driver_sql(
                 "INSERT OR IGNORE INTO metric (run_id, attempt, key, step, value) VALUES (?, ?, ?, ?, ?)", metrics
             )
+        for ck_run, ck_attempt, step, _, sha, _ in checkpoints:
+            # Saved again at a step the run already has (stopped twice before its step count
+            # moved, as TD3 is in phase I): the file was replaced, so the registry follows the
+            # new file and drops evaluations that describe the old one.
+            stale = [r[0] for r in conn.exec_driver_sql(
+                "SELECT id FROM checkpoint WHERE run_id = ? AND step = ? AND sha256 != ?", (ck_run, step, sha))]
+            for ck_id in stale:
+                conn.exec_driver_sql("DELETE FROM trial WHERE evaluation_id IN (SELECT id FROM evaluation WHERE checkpoint_id = ?)", (ck_id,))
+                dropped = conn.exec_driver_sql("DELETE FROM evaluation WHERE checkpoint_id = ?", (ck_id,)).rowcount
+                if warn:
+                    warn(f"run {ck_run}: the checkpoint at step {step} was saved again by attempt {ck_attempt}"
+                         + (f"; its {dropped} evaluation(s) of the replaced file were removed" if dropped else ""))
         if checkpoints:
             conn.exec_driver_sql(
-                "INSERT OR IGNORE INTO checkpoint (run_id, attempt, step, path, sha256, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO checkpoint (run_id, attempt, step, path, sha256, created) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, step) DO UPDATE SET attempt = excluded.attempt, path = excluded.path, "
+                "sha256 = excluded.sha256, created = excluded.created, pruned = NULL WHERE sha256 != excluded.sha256",
                 checkpoints,
             )
         if artifacts:
