@@ -41,6 +41,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("td3-modular", "td3-holistic")
+FIG1_TRIALS = 10_000
 
 
 def _cli(home: Path, *args: str, threads: int | None = None) -> subprocess.Popen:
@@ -89,6 +90,16 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
         _wait(proc)
 
 
+def _phase1(run_dir: Path, logged: int | None) -> dict:
+    """Phase-I trials: exact from the run log's phase-switch event, else (still in phase I) the
+    last hundred its metrics were logged at."""
+    events = run_dir / "events.jsonl"
+    for line in events.read_text().splitlines() if events.exists() else []:
+        if '"phase"' in line and '"after_phase1_trials"' in line:
+            return {"phase1_trials": json.loads(line)["after_phase1_trials"], "in_phase1": False}
+    return {"phase1_trials": logged or 0, "in_phase1": True}
+
+
 def learning(args) -> None:
     home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-")).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -108,7 +119,7 @@ def learning(args) -> None:
     # Per run: its status, phase-II trials done and phase-I trials (the last steps their metrics
     # were logged at) and the trials per second it last logged (phase I included).
     runs = con.execute(
-        "SELECT x.name, r.seed, r.status, "
+        "SELECT x.name, r.seed, r.status, r.run_dir, "
         "(SELECT COALESCE(MAX(m.step), 0) FROM metric m WHERE m.run_id = r.id AND m.key = 'train/phase'), "
         "(SELECT MAX(m.step) FROM metric m WHERE m.run_id = r.id AND m.key = 'phase1/phase'), "
         "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
@@ -120,9 +131,16 @@ def learning(args) -> None:
         curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
                   for seed in sorted({r[1] for r in mine})}
         final = [c[-1][1] for c in curves.values() if c]
+        mine_runs = [{"seed": seed, "status": status, **_phase1(Path(run_dir), phase1), "phase2_trials": done,
+                      "trials_per_s": round(rate or 0, 2)}
+                     for name, seed, status, run_dir, done, phase1, rate in runs if name == model]
+        for run in mine_runs:
+            # The study's Fig. 1 window is 10^4 trials in all, phase I included (MAX_TRAINING_T):
+            # the last phase-II checkpoint inside it; none while phase I filled the window.
+            inside = [v for step, v in curves.get(run["seed"], []) if not run["in_phase1"] and step <= FIG1_TRIALS - run["phase1_trials"]]
+            run["reward_rate_at_1e4_trials_in_all"] = inside[-1] if inside and run["phase1_trials"] < FIG1_TRIALS else None
         report[model] = {
-            "runs": [{"seed": seed, "status": status, "phase1_trials": phase1, "phase2_trials": done,
-                      "trials_per_s": round(rate or 0, 2)} for name, seed, status, done, phase1, rate in runs if name == model],
+            "runs": mine_runs,
             "final_reward_rate": final,
             "mean_final": round(float(np.mean(final)), 3) if final else None,
             "sd_final": round(float(np.std(final)), 3) if final else None,
