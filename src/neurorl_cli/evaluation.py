@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from . import catalog
+from .backends.base import env_seed
 from .envs.neurogym_env import make_env
 from .errors import UserError
 from .registry import queries
@@ -123,7 +124,7 @@ def rollout(
     """
     n_envs = max(1, min(n_envs, n_trials))
     per_env = math.ceil(n_trials / n_envs)
-    envs = [make_env(env_spec, seed=seed * 1_000 + i, extra_kwargs=extra_kwargs) for i in range(n_envs)]
+    envs = [make_env(env_spec, seed=env_seed(seed, i), extra_kwargs=extra_kwargs) for i in range(n_envs)]
     obs = np.stack([env.reset()[0] for env in envs])
     trackers = [_TrialTracker(env) for env in envs]
     policy.reset(n_envs)
@@ -308,12 +309,13 @@ def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None,
         err.print(f"every checkpoint of '{ref}' is evaluated under {', '.join(protocols)} already")
         return 0
     backend = backend_for(config)
+    files = _verified({cell[2]: cell[1:6] for cell in todo})  # each file checked once, for every protocol
     failures = 0
     with Progress(console=err, transient=False) as progress:
         bar = progress.add_task(f"evaluating {len(todo)} checkpoint x protocol cells", total=len(todo))
         for name, (protocol, digest) in protocols.items():
             cells = [cell for cell in todo if cell[-1] == name]
-            for (run_id, _, ck_id, step, *_), result in _evaluated(backend, config, protocol, cells, device):
+            for (run_id, _, ck_id, step, *_), result in _evaluated(backend, config, protocol, cells, files, device):
                 progress.advance(bar)
                 if isinstance(result, Exception):  # a damaged file: report, skip, go on with the others
                     err.print(f"[yellow]warning:[/] run {run_id} step {step}: {result}; skipped")
@@ -336,22 +338,41 @@ def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None,
 BATCHED_CHECKPOINTS = 50  # checkpoints a backend with `evaluate_many` evaluates in one pass
 
 
-def _evaluated(backend, config: dict, protocol: dict, cells: list[tuple], device: str):
+def _verified(checkpoints: dict[int, tuple]) -> dict[int, Path | Exception]:
+    """Each checkpoint's file (by checkpoint id, from (run_dir, ck_id, step, path, sha256)), or
+    why it cannot be used: missing, damaged, unreadable."""
+    files: dict[int, Path | Exception] = {}
+    for ck_id, (run_dir, _, _, path, sha) in checkpoints.items():
+        try:
+            files[ck_id] = verify_checkpoint(run_dir, path, sha)
+        except (ValueError, OSError) as exc:
+            files[ck_id] = exc
+    return files
+
+
+def _evaluated(backend, config: dict, protocol: dict, cells: list[tuple], files: dict, device: str):
     """(cell, (metrics, trials) or the exception that stopped it) for each checkpoint cell; a
-    backend that can evaluate several checkpoints in one pass gets them in batches."""
+    backend that can evaluate several checkpoints in one pass gets them in batches, and one at
+    a time when a batch fails, so one bad checkpoint does not stop the others."""
     ready = []
     for cell in cells:
-        _, run_dir, _, _, path, sha, _ = cell
-        try:
-            ready.append((cell, verify_checkpoint(run_dir, path, sha)))
-        except ValueError as exc:
-            yield cell, exc
+        file = files[cell[2]]
+        if isinstance(file, Exception):
+            yield cell, file
+        else:
+            ready.append((cell, file))
+    one_at_a_time = ready
     if hasattr(backend, "evaluate_many"):
+        one_at_a_time = []
         for start in range(0, len(ready), BATCHED_CHECKPOINTS):
             chunk = ready[start:start + BATCHED_CHECKPOINTS]
-            yield from zip((c for c, _ in chunk), backend.evaluate_many(config, [f for _, f in chunk], protocol, device))
-        return
-    for cell, file in ready:
+            try:
+                results = backend.evaluate_many(config, [f for _, f in chunk], protocol, device)
+            except Exception:
+                one_at_a_time += chunk
+                continue
+            yield from zip((c for c, _ in chunk), results)
+    for cell, file in one_at_a_time:
         try:
             yield cell, backend.evaluate(config, file, protocol, device)
         except Exception as exc:

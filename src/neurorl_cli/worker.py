@@ -88,6 +88,10 @@ def run_worker(run_dir: Path) -> int:
     signal.signal(signal.SIGALRM, overdue)
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if run.threads:  # this worker's share of the cores, set here for every backend
+        import torch
+
+        torch.set_num_threads(run.threads)
     try:
         backend_for(run.config).train(run, log)
         signal.alarm(0)

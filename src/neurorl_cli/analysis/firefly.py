@@ -133,8 +133,6 @@ def render_frames(recording: dict[str, np.ndarray], title: str, trials: int, vis
     it), and at the stop whether it was rewarded."""
     from matplotlib.patches import Circle
 
-    from .figures import new_figure
-
     frames = []
     for i in range(min(trials, recording["target"].shape[0])):
         steps = int(recording["steps"][i])

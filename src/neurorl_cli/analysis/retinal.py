@@ -31,7 +31,6 @@ from .figures import FigureFiles, new_figure, save, styled
 TRUE_REWARD_KEY = "train/true_reward"  # the engine's reward per episode, unshaped
 SHAPED_REWARD_KEY = "train/episode_reward"  # what the agent was trained on (shaping included)
 FPS_KEY = "train/steps_per_s"  # agent steps (frames / frame skip) per second, as the other backends
-TRAINING_KEYS = (TRUE_REWARD_KEY, SHAPED_REWARD_KEY, FPS_KEY)
 
 RECORDING_KIND = "doom-recording"  # artifact kind of a stored recording
 RECORDING_KEYS = ("frames", "fc", "rnn", "value", "actions", "health")

@@ -97,3 +97,8 @@ def package_versions(names: list[str]) -> dict[str, Any]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+def env_seed(seed: int, index: int) -> int:
+    """Each of a run's environments gets its own stream of trials, fixed by the run's seed."""
+    return seed * 1_000 + index

@@ -287,8 +287,6 @@ class DistributionalTDBackend:
 
     def train(self, run: RunConfig, log: RunLog) -> None:
         device = resolve_device(run.device)
-        if run.threads:
-            torch.set_num_threads(run.threads)
         log.started(device=device, versions=package_versions(VERSIONED))
         config = run.config
         schedule = Schedule.model_validate(config["task"]["schedule"])

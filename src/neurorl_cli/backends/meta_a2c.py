@@ -133,8 +133,6 @@ class MetaA2CBackend:
     def train(self, run: RunConfig, log: RunLog) -> None:
         from ..nets.meta_lstm import MetaLSTM
 
-        if run.threads:
-            torch.set_num_threads(run.threads)
         config = run.config
         hyper = Hyper(**config["model"]["hyper"])
         device = resolve_device(run.device)

@@ -279,8 +279,6 @@ class SampleFactoryBackend:
 
         from . import sf_glue
 
-        if run.threads:
-            torch.set_num_threads(run.threads)
         config = run.config
         device = resolve_device(run.device)
         train_dir = Path(run.run_dir) / TRAIN_DIR

@@ -15,7 +15,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from ..envs.neurogym_env import make_env
 from ..runlog import RunLog
-from .base import RunConfig, package_versions, resolve_device
+from .base import RunConfig, env_seed, package_versions, resolve_device
 
 ALGOS = {
     "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
@@ -65,11 +65,6 @@ def policy_kwargs(model_spec: dict) -> dict:
         kwargs["features_extractor_class"] = RetinalFeatures
         kwargs["features_extractor_kwargs"] = {"name": settings.pop("name"), **settings}
     return kwargs
-
-
-def env_seed(seed: int, index: int) -> int:
-    """Each of a run's environments gets its own stream of trials, fixed by the run's seed."""
-    return seed * 1_000 + index
 
 
 def make_single_env(task: dict, seed: int):
@@ -177,12 +172,9 @@ class SB3Backend:
     name = "sb3"
 
     def train(self, run: RunConfig, log: RunLog) -> None:
-        import torch
         from stable_baselines3.common.logger import Logger
         from stable_baselines3.common.utils import set_random_seed
 
-        if run.threads:
-            torch.set_num_threads(run.threads)
         device = resolve_device(run.device)
         model_spec, task = run.config["model"], run.config["task"]
         cls = algo_class(model_spec["algo"])

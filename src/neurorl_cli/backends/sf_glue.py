@@ -17,8 +17,9 @@ from sample_factory.algo.runners.runner_parallel import ParallelRunner
 from sample_factory.envs.env_wrappers import PixelFormatChwWrapper
 from sample_factory.model.encoder import Encoder
 
+from .base import env_seed
+
 ENV_NAME = "neurorl_doom"
-SEED_STRIDE = 1_000  # env i of a run with seed s resets first with seed s * SEED_STRIDE + i (as sb3's env_seed)
 
 
 class RunSeeds(gym.Wrapper):
@@ -31,7 +32,7 @@ class RunSeeds(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:
-            seed = self.run_seed * SEED_STRIDE + seed
+            seed = env_seed(self.run_seed, seed)
         return self.env.reset(seed=seed, options=options)
 
 

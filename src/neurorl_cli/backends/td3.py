@@ -376,8 +376,6 @@ class TD3Backend:
     def train(self, run: RunConfig, log: RunLog) -> None:
         config = run.config
         hyper = Hyper(**config["model"]["hyper"])
-        if run.threads:
-            torch.set_num_threads(run.threads)
         device = torch.device(resolve_device(run.device))
         torch.manual_seed(run.seed)
         generator = torch.Generator().manual_seed(run.seed + 1)

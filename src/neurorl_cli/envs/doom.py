@@ -31,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 import vizdoom as vzd
 
+from ..catalog import bundled_dir, task_environment
 from ..errors import UserError
 
 B = vzd.Button
@@ -45,24 +46,9 @@ HARM_THRESHOLD = 10
 # ----------------------------------------------------------------------------- scenarios
 
 
-def _bundled_scenarios() -> Path:
-    """neurorl's own scenarios: inside the installed package, or the checkout's `scenarios/`."""
-    from importlib import resources
-
-    try:
-        folder = Path(str(resources.files("neurorl_cli.bundled.scenarios")))
-        if folder.is_dir():
-            return folder
-    except ModuleNotFoundError:
-        pass
-    from ..catalog import bundled_dir
-
-    return bundled_dir("scenarios")
-
-
 def scenario_names() -> list[str]:
     """Every scenario name `scenario_path` knows: ours (retinal_*) and vizdoom's."""
-    ours = sorted(p.stem for p in _bundled_scenarios().glob("retinal_*.cfg"))
+    ours = sorted(p.stem for p in bundled_dir("scenarios").glob("retinal_*.cfg"))
     # vizdoom's folder also holds engine settings (doom.cfg, multi.cfg, ...): a scenario has its map beside it.
     theirs = sorted(p.stem for p in Path(vzd.scenarios_path).glob("*.cfg") if p.with_suffix(".wad").is_file())
     return ours + theirs
@@ -74,7 +60,7 @@ def scenario_path(name: str) -> Path:
     if name.endswith(".cfg") and Path(name).is_file():
         return Path(name).resolve()
     if name in scenario_names():
-        folder = _bundled_scenarios() if name.startswith("retinal_") else Path(vzd.scenarios_path)
+        folder = bundled_dir("scenarios") if name.startswith("retinal_") else Path(vzd.scenarios_path)
         return folder / f"{name}.cfg"
     raise UserError(f"unknown scenario '{name}'; known: {', '.join(scenario_names())} (or a path to a .cfg file)")
 
@@ -261,10 +247,7 @@ class DoomEnv(gym.Env):
 def task_env(task: dict, seed: int | None = None, actions: str = "tuple", overrides: dict | None = None,
              **extra: Any) -> DoomEnv:
     """The DoomEnv of a resolved Doom task (a config's `task` table), with evaluation overrides."""
-    from ..catalog import DOOM_ENV
-
-    settings = {k: task[k] for k in DOOM_ENV}
-    settings.update(overrides or {})
+    settings = {**task_environment(task), **(overrides or {})}
     return DoomEnv(**settings, actions=actions, seed=seed, **extra)
 
 
