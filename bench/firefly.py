@@ -1,7 +1,7 @@
 """Firefly benchmarks: learning of td3-modular against td3-holistic, training speed, and
 evaluating many checkpoints in one batched pass against one at a time.
 
-    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M]
+    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M] [--window 10000]
     python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
     python bench/firefly.py speed    [--trials 400] [--runs 3] [--device cpu]
 
@@ -12,7 +12,9 @@ second) per seed and checkpoint, the final value and the mean over seeds, as the
 study's Fig. 1 plots it; and per run its phase-I length and training speed (trials per second,
 phase I included). The full measurement takes hours per run on a CPU, so it can be done in
 parts: --minutes stops the runs in progress (each saves a checkpoint), and a later invocation
-with the same --home continues them from there and trains the seeds still missing.
+with the same --home continues them from there and trains the seeds still missing. --window N
+trains each run only to N trials in all, phase I included (10000: the study's Fig. 1 window),
+and stops it there with a checkpoint.
 
 `eval` evaluates K checkpoints of td3-modular under gain1x both ways, in this process,
 alternating: one at a time (`TD3Backend.evaluate`, what `eval` does for other backends) and in
@@ -39,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neurorl_cli.catalog import parse_seeds
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("td3-modular", "td3-holistic")
 FIG1_TRIALS = 10_000
@@ -60,34 +64,64 @@ def _wait(*procs: subprocess.Popen, stopped: bool = False) -> None:
             raise SystemExit(f"neurorl exited {proc.returncode}: {err.strip()[-2000:]}")
 
 
-def _stopped_runs(home: Path, model: str) -> list[int]:
-    """Runs of `model` that an earlier invocation stopped (--minutes) or that crashed."""
+def _runs(home: Path, model: str) -> dict[int, tuple[int, str, Path]]:
+    """The latest run of `model` per seed: (id, status, run directory)."""
     if not (home / "registry.db").exists():
-        return []
+        return {}
     con = sqlite3.connect(home / "registry.db")
-    rows = con.execute("SELECT r.id FROM run r JOIN experiment x ON x.id = r.experiment_id "
-                       "WHERE x.name = ? AND r.status IN ('cancelled', 'crashed') ORDER BY r.id", (model,)).fetchall()
+    rows = con.execute("SELECT r.seed, r.id, r.status, r.run_dir FROM run r JOIN experiment x ON x.id = r.experiment_id "
+                       "WHERE x.name = ? ORDER BY r.id", (model,)).fetchall()
     con.close()
-    return [r[0] for r in rows]
+    return {seed: (run, status, Path(run_dir)) for seed, run, status, run_dir in rows}
+
+
+def _trials_in_all(run_dir: Path) -> int:
+    """Trials a run has trained, phase I included, from its log: phase-I metrics are logged
+    against phase-I trials (every 100), phase-II+ ones against phase-II+ trials."""
+    phase1 = phase2 = 0
+    events = run_dir / "events.jsonl"
+    for line in events.read_text().splitlines() if events.exists() else []:
+        if '"after_phase1_trials"' in line:
+            phase1 = json.loads(line)["after_phase1_trials"]
+        elif '"type":"metric"' in line.replace(" ", ""):
+            row = json.loads(line)
+            if any(k.startswith("phase1/") for k in row["values"]):
+                phase1 = max(phase1, row["step"])
+            else:
+                phase2 = max(phase2, row["step"])
+    return phase1 + phase2
 
 
 def _train(home: Path, model: str, args, deadline: float | None, threads: int) -> None:
-    """One model's runs in turn: first those an earlier invocation left stopped (from their
-    last checkpoints), then the seeds not yet trained (`train` skips completed ones). At the
-    deadline the current run is stopped with SIGTERM: it saves a checkpoint, ends `cancelled`,
-    and the next invocation with the same --home continues it."""
-    commands = [("train", "--resume", str(run)) for run in _stopped_runs(home, model)]
-    commands.append(("train", "firefly", model, "--seeds", args.seeds, "--trials", str(args.trials),
-                     "--name", model, "--device", args.device))
-    for command in commands:
+    """One model's seeds in turn, one `train` command each: a run an earlier invocation
+    stopped (or that crashed) continues from its last checkpoint, a missing seed is trained, a
+    completed one is skipped. A run is stopped with SIGTERM (it saves a checkpoint and ends
+    `cancelled`; the next invocation with the same --home continues it) at the deadline, or,
+    with --window, once it has trained that many trials in all."""
+    def done(run) -> bool:
+        return run[1] == "completed" or bool(args.window and _trials_in_all(run[2]) >= args.window)
+
+    for seed in parse_seeds(args.seeds):
+        run = _runs(home, model).get(seed)
+        if run and done(run):
+            continue
+        if run and run[1] in ("cancelled", "crashed"):
+            command = ("train", "--resume", str(run[0]))
+        else:
+            command = ("train", "firefly", model, "--seeds", str(seed), "--trials", str(args.trials),
+                       "--name", model, "--device", args.device)
         proc = _cli(home, *command, threads=threads)
-        try:
-            proc.wait(timeout=None if deadline is None else max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            _wait(proc, stopped=True)
+        stopped = False
+        while proc.poll() is None:
+            time.sleep(5)
+            run = _runs(home, model).get(seed)
+            if (deadline is not None and time.monotonic() >= deadline) or (run and args.window and done(run)):
+                proc.send_signal(signal.SIGTERM)
+                stopped = True
+                break
+        _wait(proc, stopped=stopped)
+        if deadline is not None and time.monotonic() >= deadline:
             return
-        _wait(proc)
 
 
 def _phase1(run_dir: Path, logged: int | None) -> dict:
@@ -131,14 +165,17 @@ def learning(args) -> None:
         curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
                   for seed in sorted({r[1] for r in mine})}
         final = [c[-1][1] for c in curves.values() if c]
-        mine_runs = [{"seed": seed, "status": status, **_phase1(Path(run_dir), phase1), "phase2_trials": done,
+        mine_runs = [{"seed": seed, "status": status, "run_dir": run_dir, **_phase1(Path(run_dir), phase1), "phase2_trials": done,
                       "trials_per_s": round(rate or 0, 2)}
                      for name, seed, status, run_dir, done, phase1, rate in runs if name == model]
         for run in mine_runs:
             # The study's Fig. 1 window is 10^4 trials in all, phase I included (MAX_TRAINING_T):
-            # the last phase-II checkpoint inside it; none while phase I filled the window.
-            inside = [v for step, v in curves.get(run["seed"], []) if not run["in_phase1"] and step <= FIG1_TRIALS - run["phase1_trials"]]
-            run["reward_rate_at_1e4_trials_in_all"] = inside[-1] if inside and run["phase1_trials"] < FIG1_TRIALS else None
+            # the last checkpoint inside it. A run still in phase I has one, saved when it was
+            # stopped (step 0: the budget counts phase-II trials), the policy it had then.
+            run["trials_in_all"] = _trials_in_all(Path(run.pop("run_dir")))
+            limit = 0 if run["in_phase1"] else FIG1_TRIALS - run["phase1_trials"]
+            inside = [v for step, v in curves.get(run["seed"], []) if step <= limit]
+            run["reward_rate_at_1e4_trials_in_all"] = inside[-1] if inside else None
         report[model] = {
             "runs": mine_runs,
             "final_reward_rate": final,
@@ -212,6 +249,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--home", default=None, help="registry to use; a later invocation with the same one continues it")
     p.add_argument("--minutes", type=float, default=None, help="stop training after this long (runs resumable)")
+    p.add_argument("--window", type=int, default=None,
+                   help="train each run only to this many trials in all, phase I included (the study's Fig. 1: 10000)")
     p = sub.add_parser("eval")
     p.add_argument("--checkpoints", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)
