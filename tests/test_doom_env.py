@@ -13,6 +13,7 @@ import pytest
 import vizdoom as vzd
 
 from neurorl_cli import catalog
+from neurorl_cli.analysis.retinal import TRUE_REWARD_KEY
 from neurorl_cli.envs.doom import DoomEnv, scenario_names, scenario_path
 from neurorl_cli.errors import UserError
 
@@ -250,7 +251,8 @@ def test_sb3_retinal_model_trains_and_evaluates_on_doom(neurorl_home):
     keys = {k for (k,) in con.execute("SELECT DISTINCT key FROM metric")}
     con.close()
     assert steps == [128, 256]
-    assert {"perf/true_reward", "perf/health_gathered", "train/steps_per_s"} <= keys
+    # The keys the sample-factory models log and the Doom report plots.
+    assert {TRUE_REWARD_KEY, "train/health_gathered", "train/steps_per_s"} <= keys
     cli("eval", "1", "--all-checkpoints", "--episodes", "2", check=True)
     con = sqlite3.connect(neurorl_home / "registry.db")
     rows = con.execute("SELECT protocol, trials, metrics FROM evaluation").fetchall()

@@ -167,6 +167,18 @@ def test_a_damaged_checkpoint_is_reported_in_place_and_the_others_evaluated(tmp_
     assert isinstance(results[0], Exception) and results[1][0]["trials"] == 5
 
 
+def test_recordings_draw_the_tasks_own_reward_zone_and_visibility(tmp_path):
+    from neurorl_cli.analysis import firefly
+
+    hyper = Hyper()
+    path = tmp_path / "agent.pt"
+    torch.save({"agent": TD3(hyper, "cpu").state_dict(), "hyper": hyper.model_dump()}, path)
+    config = {"task": {"env": {"goal_radius": 120, "target_visible_steps": 5}}}
+    recording = firefly.record(config, path, {"seed": 0}, trials=2)
+    assert float(recording["goal_radius_cm"]) == pytest.approx(120) and int(recording["visible_steps"]) == 5
+    assert firefly.render_frames(recording, "untrained", trials=1)
+
+
 # A firefly task made easier for a short test (targets at 100-200 cm, a 120-cm goal, no noise)
 # and cheaper updates (batch 64, one per 8 steps, after 160 trials).
 EASY_TASK = {"r_max": 200, "goal_radius": 120, "process_noise": 0, "observation_noise": 0}

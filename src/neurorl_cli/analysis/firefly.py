@@ -12,7 +12,6 @@ import pandas as pd
 from .figures import FigureFiles, new_figure, save, seed_color, styled
 
 CM = 400.0  # cm per environment unit (envs/firefly.py LINEAR_SCALE)
-GOAL_RADIUS_CM = 65.0
 
 
 def record(config: dict, checkpoint: Path, protocol: dict, trials: int = 200) -> dict[str, np.ndarray]:
@@ -24,6 +23,9 @@ def record(config: dict, checkpoint: Path, protocol: dict, trials: int = 200) ->
     rows, recording = run_trials(actor, env, critic, hyper, record=True)
     recording["rewarded"] = np.array([r["rewarded"] for r in rows])
     recording["steps"] = np.array([r["steps"] for r in rows])
+    # The task's own reward zone and visibility (--set may change them), for the figures.
+    recording["goal_radius_cm"] = np.array(env.goal_radius * CM)
+    recording["visible_steps"] = np.array(env.target_visible_steps if env.target_visible_steps is not None else env.max_steps)
     return recording
 
 
@@ -42,7 +44,7 @@ def trajectories(recording: dict[str, np.ndarray], out_dir: Path, stem: str, sho
         target = recording["target"][i] * CM
         color = seed_color(i)
         ax.plot(path[:, 0], path[:, 1], color=color, lw=1.2)
-        ax.add_patch(Circle(target, GOAL_RADIUS_CM, color=color, alpha=0.12, lw=0))
+        ax.add_patch(Circle(target, float(recording["goal_radius_cm"]), color=color, alpha=0.12, lw=0))
         ax.plot(*target, marker="x", color=color, ms=6)
         ax.plot(*path[-1], marker="o", ms=5, color=color, mfc=color if recording["rewarded"][i] else "white")
         rows += [{"trial": i, "step": t, "x_cm": x, "y_cm": y, "target_x_cm": target[0], "target_y_cm": target[1]}
@@ -127,13 +129,14 @@ def gain_plot(table: pd.DataFrame, out_dir: Path, stem: str) -> FigureFiles:
     return save(fig, table, out_dir, stem)
 
 
-def render_frames(recording: dict[str, np.ndarray], title: str, trials: int, visible_steps: int = 3) -> list[np.ndarray]:
+def render_frames(recording: dict[str, np.ndarray], title: str, trials: int) -> list[np.ndarray]:
     """One frame per step of the first `trials` recorded trials, seen from above: the path so
     far, the target while it is shown (then only its outline, as the agent no longer sees
     it), and at the stop whether it was rewarded."""
     from matplotlib.patches import Circle
 
     frames = []
+    radius, visible_steps = float(recording["goal_radius_cm"]), int(recording["visible_steps"])
     for i in range(min(trials, recording["target"].shape[0])):
         steps = int(recording["steps"][i])
         path = recording["position"][: steps + 1, i] * CM
@@ -142,7 +145,7 @@ def render_frames(recording: dict[str, np.ndarray], title: str, trials: int, vis
             fig, axes = new_figure(size=(4.0, 4.4))
             ax = axes[0, 0]
             shown = t <= visible_steps
-            ax.add_patch(Circle(target, GOAL_RADIUS_CM, fill=shown, color="tab:green", alpha=0.5 if shown else 0.35, ls="-" if shown else "--"))
+            ax.add_patch(Circle(target, radius, fill=shown, color="tab:green", alpha=0.5 if shown else 0.35, ls="-" if shown else "--"))
             ax.plot(path[: t + 1, 0], path[: t + 1, 1], color="tab:blue", lw=1.5)
             ax.plot(*path[t], marker="o", color="tab:blue", ms=6)
             status = "target shown" if shown else "target hidden"

@@ -158,7 +158,7 @@ def _firefly_protocol_sections(registry: Registry, config: dict, runs, evals: pd
         return [*sections, section.notice(f"No analysis: {exc}.")]
     recording = firefly.record(config, path, config["task"]["protocols"][name])
     stem = checkpoints.safe_name(name)
-    _add_figure(section, firefly.trajectories(recording, out, f"trajectories_{stem}"), f"Seed {run.seed}, checkpoint at {ckpt.step}: paths of 12 {name} trials seen from above (triangle: start, facing up; cross and disc: target and its 65 cm reward zone; circle: the stop, filled when rewarded).", written)
+    _add_figure(section, firefly.trajectories(recording, out, f"trajectories_{stem}"), f"Seed {run.seed}, checkpoint at {ckpt.step}: paths of 12 {name} trials seen from above (triangle: start, facing up; cross and disc: target and its {float(recording["goal_radius_cm"]):.0f} cm reward zone; circle: the stop, filled when rewarded).", written)
     errors = firefly.decoding_errors(recording)
     if errors is None:
         section.notice("This agent keeps no recurrent state (its memory is the EKF): nothing to decode.")

@@ -102,6 +102,8 @@ def _registry_key(key: str) -> str | None:
         return "loss/" + key.removeprefix("train/")
     if key.startswith("perf/"):
         return key
+    if key.startswith("episode/"):  # Doom's episode stats, under sample-factory's names for them
+        return "train/" + key.removeprefix("episode/")
     return None
 
 
@@ -162,7 +164,7 @@ def _callback(log: RunLog, every: int, save):
             if self.trial_rewards:
                 self.logger.record("perf/trial_reward", float(np.mean(self.trial_rewards)))
             for key, values in self.episode_stats.items():
-                self.logger.record(f"perf/{key}", float(np.mean(values)))
+                self.logger.record(f"episode/{key}", float(np.mean(values)))
             self.perf, self.trial_rewards, self.episode_stats = [], [], {}
 
     return TrialsAndCheckpoints()
