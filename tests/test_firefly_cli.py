@@ -68,6 +68,16 @@ def test_task_report_compares_models_over_training(neurorl_home):
     assert "td3-modular" in table and "td3-holistic" in table
 
 
+def test_report_analyses_the_best_checkpoint_under_the_first_protocol_evaluated(neurorl_home):
+    # gain1x, the task's selecting protocol, is not evaluated: gain2x selects instead.
+    cli("train", "firefly", "td3-modular", "--trials", "16", "--checkpoint-every", "16", *TINY, check=True)
+    cli("eval", "1", "--all-checkpoints", "--protocol", "gain2x", "--trials", "20", check=True)
+    cli("report", "1", "--out", str(neurorl_home / "rep"), check=True)
+    page = (neurorl_home / "rep" / "index.html").read_text()
+    assert "Behaviour and belief of the best checkpoint (gain2x)" in page
+    assert (neurorl_home / "rep" / "trajectories_gain2x.png").is_file()
+
+
 def test_bad_actor_name_is_one_line(neurorl_home):
     proc = cli("train", "firefly", "td3-modular", "--set", "model.actor=Actor9")
     assert proc.returncode == 2 and "Actor9" in proc.stderr and "Actor1" in proc.stderr

@@ -86,8 +86,13 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
         sections.append(
             html.Section("Evaluation").notice("No checkpoint has been evaluated yet; evaluate them with", f"neurorl eval {shlex.quote(ref)} --all-checkpoints")
         )
-    for name in sorted(evals["protocol"].unique()) if len(evals) else []:
+    evaluated = _in_task_order(config, set(evals["protocol"])) if len(evals) else []
+    for name in evaluated:
         sections.extend(family.protocol_sections(registry, config, runs, evals, name, out, written))
+    if evaluated:
+        # The evaluated protocol the task names first selects the checkpoint to analyse (the
+        # one `watch --checkpoint best` uses).
+        sections.extend(family.best_sections(registry, config, runs, evals, evaluated[0], out, written))
     sections.extend(family.run_sections(config, runs, out, written))
 
     page = html.page(title, sections, footer=f"neurorl report; experiment {exp.config_hash}")
@@ -143,22 +148,19 @@ def _metarl_protocol_sections(registry: Registry, config: dict, runs, evals: pd.
     return sections
 
 
-def _firefly_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
-    """Scores; under the protocol that selects checkpoints (the task's first), the best
-    checkpoint's paths, the decoding of its recurrent state, and its gain generalisation."""
-    sections = _score_sections(registry, config, runs, evals, name, out, written)
-    if name != next(iter(config["task"]["protocols"])):
-        return sections
-    run_ids = [r.id for r in runs]
-    best = registry.best_evaluations(run_ids, name)
+def _firefly_best_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """The best checkpoint's paths and the decoding of its recurrent state; the gain
+    generalisation of each seed's best."""
+    sections = []
+    best = registry.best_evaluations([r.id for r in runs], name)
     section = html.Section(f"Behaviour and belief of the best checkpoint ({name})")
     try:
         run, ckpt, path = _best_file(registry, runs, _top(best))
     except ValueError as exc:
-        return [*sections, section.notice(f"No analysis: {exc}.")]
+        return [section.notice(f"No analysis: {exc}.")]
     recording = firefly.record(config, path, config["task"]["protocols"][name])
     stem = checkpoints.safe_name(name)
-    _add_figure(section, firefly.trajectories(recording, out, f"trajectories_{stem}"), f"Seed {run.seed}, checkpoint at {ckpt.step}: paths of 12 {name} trials seen from above (triangle: start, facing up; cross and disc: target and its {float(recording["goal_radius_cm"]):.0f} cm reward zone; circle: the stop, filled when rewarded).", written)
+    _add_figure(section, firefly.trajectories(recording, out, f"trajectories_{stem}"), f"Seed {run.seed}, checkpoint at {ckpt.step}: paths of 12 {name} trials seen from above (triangle: start, facing up; cross and disc: target and its {float(recording['goal_radius_cm']):.0f} cm reward zone; circle: the stop, filled when rewarded).", written)
     errors = firefly.decoding_errors(recording)
     if errors is None:
         section.notice("This agent keeps no recurrent state (its memory is the EKF): nothing to decode.")
@@ -219,6 +221,10 @@ def _conditioning_run_sections(config: dict, runs, out: Path, written: list[Path
     return [section]
 
 
+def _nothing(*args) -> list[html.Section]:
+    return []
+
+
 @dataclass(frozen=True)
 class Family:
     """What a report shows for one task family."""
@@ -226,7 +232,9 @@ class Family:
     training_key: str
     x_label: str | None  # None: the budget's unit (trials or steps)
     protocol_sections: Callable  # (registry, config, runs, evals, protocol, out, written) -> sections
-    run_sections: Callable  # (config, runs, out, written) -> sections of stored run files
+    # Once, after the protocols: analyses of the best checkpoint under the selecting protocol.
+    best_sections: Callable = _nothing  # (registry, config, runs, evals, protocol, out, written) -> sections
+    run_sections: Callable = _nothing  # (config, runs, out, written) -> sections of stored run files
     more_training_keys: tuple[str, ...] = ()  # further metrics plotted as training curves
 
 
@@ -293,36 +301,40 @@ def _decision_section(registry: Registry, run_ids: list[int], name: str, out: Pa
 
 
 def _doom_protocol_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
-    """Checkpoint scores; after the last protocol's, the retinal analyses of the best checkpoint
-    under the evaluated protocol the task names first (the one `watch --checkpoint best` uses)."""
+    """Checkpoint scores and every metric the evaluation stored for each seed's best."""
     section = html.Section(f"Evaluation: protocol {name}")
     _add_figure(section, checkpoints.checkpoint_curve(evals, out, name), f"Score of every evaluated checkpoint under {name}, per seed and mean.", written)
     best = registry.best_evaluations([r.id for r in runs], name)
     # Every metric the evaluation stored (true reward, health gathered, items, episode length).
     stored = [c for c in best.columns if c not in EVALUATION_COLUMNS]
     shown = ["seed", "run_id", "step", "select", "score"] + ([] if "episodes" in stored else ["trials"])
-    sections = [section.text("Best checkpoint of each seed:").table(best.sort_values("seed")[shown + stored].reset_index(drop=True))]
-    order = list(config["task"].get("protocols", {}))
-    evaluated = sorted(set(evals["protocol"]), key=lambda p: order.index(p) if p in order else len(order))
-    if name != evaluated[-1]:
-        return sections
-    if name != evaluated[0]:
-        best = registry.best_evaluations([r.id for r in runs], evaluated[0])
+    return [section.text("Best checkpoint of each seed:").table(best.sort_values("seed")[shown + stored].reset_index(drop=True))]
+
+
+def _doom_best_sections(registry: Registry, config: dict, runs, evals: pd.DataFrame, name: str, out: Path, written: list[Path]) -> list[html.Section]:
+    """The retinal analyses of the best checkpoint."""
+    best = registry.best_evaluations([r.id for r in runs], name)
     try:
         run, ckpt, path = _best_file(registry, runs, _top(best))
     except ValueError as exc:
-        return sections + [html.Section("Analyses of the best checkpoint").notice(f"No analyses: {exc}.")]
-    return sections + retinal.doom_analysis_sections(registry, config, run, ckpt, path, out, written)
+        return [html.Section("Analyses of the best checkpoint").notice(f"No analyses: {exc}.")]
+    return retinal.doom_analysis_sections(registry, config, run, ckpt, path, out, written)
+
+
+def _in_task_order(config: dict, protocols: set[str]) -> list[str]:
+    """Protocols in the order the task lists them (others after, by name)."""
+    order = list(config["task"].get("protocols", {}))
+    return sorted(protocols, key=lambda p: (order.index(p) if p in order else len(order), p))
 
 
 FAMILIES = {
-    "neurogym": Family(training.TRAINING_KEY, "agent steps", _protocol_sections, lambda *args: []),
-    "conditioning": Family(conditioning.TRAINING_KEY, "trials", _score_sections, _conditioning_run_sections),
-    "meta-rl": Family("train/episode_reward", None, _metarl_protocol_sections, lambda *args: []),
-    "firefly": Family("perf/reward_rate", None, _firefly_protocol_sections, lambda *args: []),
+    "neurogym": Family(training.TRAINING_KEY, "agent steps", _protocol_sections),
+    "conditioning": Family(conditioning.TRAINING_KEY, "trials", _score_sections, run_sections=_conditioning_run_sections),
+    "meta-rl": Family("train/episode_reward", None, _metarl_protocol_sections),
+    "firefly": Family("perf/reward_rate", None, _score_sections, best_sections=_firefly_best_sections),
     # Training curves: the true (unshaped) reward, the shaped one the agent learns from, and FPS.
-    "doom": Family(retinal.TRUE_REWARD_KEY, "agent steps", _doom_protocol_sections, lambda *args: [],
-                   (retinal.SHAPED_REWARD_KEY, retinal.FPS_KEY)),
+    "doom": Family(retinal.TRUE_REWARD_KEY, "agent steps", _doom_protocol_sections, best_sections=_doom_best_sections,
+                   more_training_keys=(retinal.SHAPED_REWARD_KEY, retinal.FPS_KEY)),
 }
 
 
