@@ -75,21 +75,23 @@ def _runs(home: Path, model: str) -> dict[int, tuple[int, str, Path]]:
     return {seed: (run, status, Path(run_dir)) for seed, run, status, run_dir in rows}
 
 
-def _trials_in_all(run_dir: Path) -> int:
-    """Trials a run has trained, phase I included, from its log: phase-I metrics are logged
-    against phase-I trials (every 100), phase-II+ ones against phase-II+ trials."""
-    phase1 = phase2 = 0
+def _progress(run_dir: Path) -> dict:
+    """A run's progress from its log: phase-I trials (exact from the phase-switch event, else the
+    last hundred phase-I metrics were logged at), whether it is still in phase I, trials in all
+    (phase-II+ metrics are logged against phase-II+ trials), and its phase-I metric rows."""
+    phase1, phase2, switched, rows = 0, 0, False, []
     events = run_dir / "events.jsonl"
     for line in events.read_text().splitlines() if events.exists() else []:
         if '"after_phase1_trials"' in line:
-            phase1 = json.loads(line)["after_phase1_trials"]
+            phase1, switched = json.loads(line)["after_phase1_trials"], True
         elif '"type":"metric"' in line.replace(" ", ""):
             row = json.loads(line)
             if any(k.startswith("phase1/") for k in row["values"]):
                 phase1 = max(phase1, row["step"])
+                rows.append((row["step"], row["values"]))
             else:
                 phase2 = max(phase2, row["step"])
-    return phase1 + phase2
+    return {"phase1_trials": phase1, "in_phase1": not switched, "trials_in_all": phase1 + phase2, "phase1_rows": rows}
 
 
 def _train(home: Path, model: str, args, deadline: float | None, threads: int) -> None:
@@ -99,7 +101,7 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
     `cancelled`; the next invocation with the same --home continues it) at the deadline, or,
     with --window, once it has trained that many trials in all."""
     def done(run) -> bool:
-        return run[1] == "completed" or bool(args.window and _trials_in_all(run[2]) >= args.window)
+        return run[1] == "completed" or bool(args.window and _progress(run[2])["trials_in_all"] >= args.window)
 
     for seed in parse_seeds(args.seeds):
         run = _runs(home, model).get(seed)
@@ -124,16 +126,6 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
             return
 
 
-def _phase1(run_dir: Path, logged: int | None) -> dict:
-    """Phase-I trials: exact from the run log's phase-switch event, else (still in phase I) the
-    last hundred its metrics were logged at."""
-    events = run_dir / "events.jsonl"
-    for line in events.read_text().splitlines() if events.exists() else []:
-        if '"phase"' in line and '"after_phase1_trials"' in line:
-            return {"phase1_trials": json.loads(line)["after_phase1_trials"], "in_phase1": False}
-    return {"phase1_trials": logged or 0, "in_phase1": True}
-
-
 def learning(args) -> None:
     home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-")).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -150,12 +142,10 @@ def learning(args) -> None:
         "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
         "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
         "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
-    # Per run: its status, phase-II trials done and phase-I trials (the last steps their metrics
-    # were logged at) and the trials per second it last logged (phase I included).
+    # Per run: its status, phase-II trials done and the trials per second it last logged (phase I included).
     runs = con.execute(
         "SELECT x.name, r.seed, r.status, r.run_dir, "
         "(SELECT COALESCE(MAX(m.step), 0) FROM metric m WHERE m.run_id = r.id AND m.key = 'train/phase'), "
-        "(SELECT MAX(m.step) FROM metric m WHERE m.run_id = r.id AND m.key = 'phase1/phase'), "
         "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
         "ORDER BY m.id DESC LIMIT 1) FROM run r JOIN experiment x ON x.id = r.experiment_id ORDER BY r.id").fetchall()
     con.close()
@@ -165,17 +155,26 @@ def learning(args) -> None:
         curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
                   for seed in sorted({r[1] for r in mine})}
         final = [c[-1][1] for c in curves.values() if c]
-        mine_runs = [{"seed": seed, "status": status, "run_dir": run_dir, **_phase1(Path(run_dir), phase1), "phase2_trials": done,
-                      "trials_per_s": round(rate or 0, 2)}
-                     for name, seed, status, run_dir, done, phase1, rate in runs if name == model]
-        for run in mine_runs:
+        mine_runs = []
+        for name, seed, status, run_dir, done, rate in runs:
+            if name != model:
+                continue
+            progress = _progress(Path(run_dir))
             # The study's Fig. 1 window is 10^4 trials in all, phase I included (MAX_TRAINING_T):
             # the last checkpoint inside it. A run still in phase I has one, saved when it was
             # stopped (step 0: the budget counts phase-II trials), the policy it had then.
-            run["trials_in_all"] = _trials_in_all(Path(run.pop("run_dir")))
-            limit = 0 if run["in_phase1"] else FIG1_TRIALS - run["phase1_trials"]
-            inside = [v for step, v in curves.get(run["seed"], []) if step <= limit]
-            run["reward_rate_at_1e4_trials_in_all"] = inside[-1] if inside else None
+            limit = 0 if progress["in_phase1"] else FIG1_TRIALS - progress["phase1_trials"]
+            inside = [v for step, v in curves.get(seed, []) if step <= limit]
+            # How far phase I got: the behaviour policy (exploration noise 0.8) over its last
+            # 1000 phase-I trials inside the window.
+            end = min(progress["phase1_trials"], FIG1_TRIALS)
+            tail = [v for step, v in progress.pop("phase1_rows") if end - 1000 < step <= end]
+            mine_runs.append({
+                "seed": seed, "status": status, **progress, "phase2_trials": done, "trials_per_s": round(rate or 0, 2),
+                "reward_rate_at_1e4_trials_in_all": inside[-1] if inside else None,
+                "phase1_last_1000": {key: round(float(np.mean([v[f"phase1/{key}"] for v in tail])), 4) if tail else None
+                                     for key in ("rewarded_fraction", "distance_cm")},
+            })
         report[model] = {
             "runs": mine_runs,
             "final_reward_rate": final,
