@@ -77,21 +77,20 @@ def _runs(home: Path, model: str) -> dict[int, tuple[int, str, Path]]:
 
 def _progress(run_dir: Path) -> dict:
     """A run's progress from its log: phase-I trials (exact from the phase-switch event, else the
-    last hundred phase-I metrics were logged at), whether it is still in phase I, trials in all
-    (phase-II+ metrics are logged against phase-II+ trials), and its phase-I metric rows."""
+    last hundred phase-I metrics were logged at), whether it is still in phase I, phase-II+
+    trials (their metrics are logged against them), trials in all, and its phase-I metric rows."""
     phase1, phase2, switched, rows = 0, 0, False, []
     events = run_dir / "events.jsonl"
-    for line in events.read_text().splitlines() if events.exists() else []:
-        if '"after_phase1_trials"' in line:
-            phase1, switched = json.loads(line)["after_phase1_trials"], True
-        elif '"type":"metric"' in line.replace(" ", ""):
-            row = json.loads(line)
-            if any(k.startswith("phase1/") for k in row["values"]):
-                phase1 = max(phase1, row["step"])
-                rows.append((row["step"], row["values"]))
-            else:
-                phase2 = max(phase2, row["step"])
-    return {"phase1_trials": phase1, "in_phase1": not switched, "trials_in_all": phase1 + phase2, "phase1_rows": rows}
+    for event in map(json.loads, events.read_text().splitlines() if events.exists() else []):
+        if "after_phase1_trials" in event:
+            phase1, switched = event["after_phase1_trials"], True
+        elif event["type"] == "metric" and any(k.startswith("phase1/") for k in event["values"]):
+            phase1 = max(phase1, event["step"])
+            rows.append((event["step"], event["values"]))
+        elif event["type"] == "metric":
+            phase2 = max(phase2, event["step"])
+    return {"phase1_trials": phase1, "in_phase1": not switched, "phase2_trials": phase2,
+            "trials_in_all": phase1 + phase2, "phase1_rows": rows}
 
 
 def _train(home: Path, model: str, args, deadline: float | None, threads: int) -> None:
@@ -142,10 +141,9 @@ def learning(args) -> None:
         "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
         "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
         "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
-    # Per run: its status, phase-II trials done and the trials per second it last logged (phase I included).
+    # Per run: its status and the trials per second it last logged (phase I included).
     runs = con.execute(
         "SELECT x.name, r.seed, r.status, r.run_dir, "
-        "(SELECT COALESCE(MAX(m.step), 0) FROM metric m WHERE m.run_id = r.id AND m.key = 'train/phase'), "
         "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
         "ORDER BY m.id DESC LIMIT 1) FROM run r JOIN experiment x ON x.id = r.experiment_id ORDER BY r.id").fetchall()
     con.close()
@@ -156,7 +154,7 @@ def learning(args) -> None:
                   for seed in sorted({r[1] for r in mine})}
         final = [c[-1][1] for c in curves.values() if c]
         mine_runs = []
-        for name, seed, status, run_dir, done, rate in runs:
+        for name, seed, status, run_dir, rate in runs:
             if name != model:
                 continue
             progress = _progress(Path(run_dir))
@@ -170,7 +168,7 @@ def learning(args) -> None:
             end = min(progress["phase1_trials"], FIG1_TRIALS)
             tail = [v for step, v in progress.pop("phase1_rows") if end - 1000 < step <= end]
             mine_runs.append({
-                "seed": seed, "status": status, **progress, "phase2_trials": done, "trials_per_s": round(rate or 0, 2),
+                "seed": seed, "status": status, **progress, "trials_per_s": round(rate or 0, 2),
                 "reward_rate_at_1e4_trials_in_all": inside[-1] if inside else None,
                 "phase1_last_1000": {key: round(float(np.mean([v[f"phase1/{key}"] for v in tail])), 4) if tail else None
                                      for key in ("rewarded_fraction", "distance_cm")},

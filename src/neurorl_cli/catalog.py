@@ -673,6 +673,13 @@ def task_environment(task: dict) -> dict:
     return {key: task[key] for key in ("env", "schedule") if key in task}
 
 
+def in_protocol_order(task: dict, names) -> list[str]:
+    """Protocol names in the order the task lists them (the first selects `best` checkpoints);
+    names the task does not list come after, by name."""
+    order = list(task.get("protocols", {}))
+    return sorted(names, key=lambda p: (order.index(p) if p in order else len(order), p))
+
+
 def protocol_hash(env: dict, protocol: dict) -> str:
     """Identity of an evaluation: the protocol (trials, seed, kwargs) and the environment."""
     return config_hash({"protocol": protocol, "env": env})

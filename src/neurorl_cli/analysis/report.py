@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..api import Registry
 from ..atomic import write_text
-from ..catalog import budget_total
+from ..catalog import budget_total, in_protocol_order
 from ..errors import UserError
 from ..registry import queries
 from ..registry.models import Artifact, Checkpoint
@@ -86,7 +86,7 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
         sections.append(
             html.Section("Evaluation").notice("No checkpoint has been evaluated yet; evaluate them with", f"neurorl eval {shlex.quote(ref)} --all-checkpoints")
         )
-    evaluated = _in_task_order(config, set(evals["protocol"])) if len(evals) else []
+    evaluated = in_protocol_order(config["task"], set(evals["protocol"])) if len(evals) else []
     for name in evaluated:
         sections.extend(family.protocol_sections(registry, config, runs, evals, name, out, written))
     if evaluated:
@@ -319,12 +319,6 @@ def _doom_best_sections(registry: Registry, config: dict, runs, evals: pd.DataFr
     except ValueError as exc:
         return [html.Section("Analyses of the best checkpoint").notice(f"No analyses: {exc}.")]
     return retinal.doom_analysis_sections(registry, config, run, ckpt, path, out, written)
-
-
-def _in_task_order(config: dict, protocols: set[str]) -> list[str]:
-    """Protocols in the order the task lists them (others after, by name)."""
-    order = list(config["task"].get("protocols", {}))
-    return sorted(protocols, key=lambda p: (order.index(p) if p in order else len(order), p))
 
 
 FAMILIES = {

@@ -11,6 +11,7 @@ import numpy as np
 from sqlmodel import Session
 
 from ..atomic import write_with
+from ..catalog import in_protocol_order
 from ..errors import UserError
 from ..registry import queries
 from ..registry.models import Checkpoint, Experiment, Run
@@ -32,9 +33,9 @@ def choose_checkpoint(session: Session, run: Run, which: str, protocol: str | No
         if not best:
             raise UserError(f"run {run.id} has no evaluated checkpoint{f' under {protocol}' if protocol else ''}: run `neurorl eval {run.id} --all-checkpoints` first")
         # Several protocols: the one named first in the task spec picks.
-        order = list(session.get_one(Experiment, run.experiment_id).config["task"].get("protocols", {}))
-        key = min(best, key=lambda k: order.index(k[1]) if k[1] in order else len(order))
-        return best[key][1]
+        task = session.get_one(Experiment, run.experiment_id).config["task"]
+        first = in_protocol_order(task, {protocol for _, protocol in best})[0]
+        return next(ck for (_, protocol), (_, ck) in best.items() if protocol == first)
     steps = [c.step for c in available]
     if not which.isdigit() or int(which) not in steps:
         raise UserError(f"--checkpoint {which}: run {run.id} has checkpoints at steps {', '.join(map(str, steps))} (or use best / latest)")
