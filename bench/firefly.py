@@ -1,7 +1,7 @@
 """Firefly benchmarks: learning of td3-modular against td3-holistic, training speed, and
 evaluating many checkpoints in one batched pass against one at a time.
 
-    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M] [--window 10000]
+    python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M] [--window 10000] [--set K=V]...
     python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
     python bench/firefly.py speed    [--trials 400] [--runs 3] [--device cpu]
 
@@ -14,7 +14,9 @@ phase I included). The full measurement takes hours per run on a CPU, so it can 
 parts: --minutes stops the runs in progress (each saves a checkpoint), and a later invocation
 with the same --home continues them from there and trains the seeds still missing. --window N
 trains each run only to N trials in all, phase I included (10000: the study's Fig. 1 window),
-and stops it there with a checkpoint.
+and stops it there with a checkpoint. --set is passed to `train` for both models (for example
+`--set model.trials_per_batch=1`, the reference's schedule of updates inside each trial); use
+its own --home, since a registry's runs are told apart by model and seed only.
 
 `eval` evaluates K checkpoints of td3-modular under gain1x both ways, in this process,
 alternating: one at a time (`TD3Backend.evaluate`, what `eval` does for other backends) and in
@@ -110,7 +112,7 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
             command = ("train", "--resume", str(run[0]))
         else:
             command = ("train", "firefly", model, "--seeds", str(seed), "--trials", str(args.trials),
-                       "--name", model, "--device", args.device)
+                       "--name", model, "--device", args.device, *(a for kv in args.set for a in ("--set", kv)))
         proc = _cli(home, *command, threads=threads)
         stopped = False
         while proc.poll() is None:
@@ -248,6 +250,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=None, help="stop training after this long (runs resumable)")
     p.add_argument("--window", type=int, default=None,
                    help="train each run only to this many trials in all, phase I included (the study's Fig. 1: 10000)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to `neurorl train` (both models)")
     p = sub.add_parser("eval")
     p.add_argument("--checkpoints", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)

@@ -264,7 +264,7 @@ def evaluate(policy, task: dict, protocol: dict, actions: str = "tuple", n_envs:
     """
     import torch
 
-    episodes = int(protocol.get("trials") or protocol["episodes"])
+    episodes = int(protocol["episodes"])
     deterministic = protocol.get("actions", "greedy") == "greedy"
     torch.manual_seed(int(protocol["seed"]))  # sampled actions are drawn from torch's generator
     n_envs = max(1, min(n_envs, episodes))
