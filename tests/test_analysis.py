@@ -195,7 +195,10 @@ def test_report_before_any_evaluation_hints_at_eval(neurorl_home, tmp_path):
 
 @pytest.mark.parametrize("task, model, expected", [
     ("apple-gathering", "retinal-simple", ("retinal_apple_gathering", "128x72", "frame skip 4", "encoder retinal-simple",
-                                           "+1 whenever health rose", "20 episodes", "frame_skip = 1")),
+                                           "+1 whenever health rose", "20 episodes", "frame_skip = 1",
+                                           "batch_size = 2048")),  # APPO's defaults are named, though the model file omits them
+    ("doom-basic", "retinal-recurrent-ppo", ("encoder retinal-simple (activation = elu, global_channels = 16",
+                                             "engine sb3")),
     ("firefly", "td3-modular", ("firefly navigation", "observation_noise = 0.1", "actor = Actor3", "500 trials",
                                 "gain = 1.5")),
 ])

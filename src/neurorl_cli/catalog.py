@@ -348,6 +348,9 @@ class SampleFactoryModel(_Spec):
 
         hyper = SampleFactoryHyper.model_validate(self.hyper)
         retinal.encoder_settings(self.encoder, **hyper.encoder_settings())
+        # Every setting, defaults filled in (None: the encoder's own, left out), so that what is
+        # trained, listed and hashed is the same whether a model file writes a default or not.
+        self.hyper = hyper.model_dump(exclude_none=True)
         return self
 
 
