@@ -14,7 +14,7 @@ import vizdoom as vzd
 
 from neurorl_cli import catalog
 from neurorl_cli.analysis.retinal import TRUE_REWARD_KEY
-from neurorl_cli.envs.doom import DoomEnv, scenario_names, scenario_path
+from neurorl_cli.envs.doom import DoomEnv, health_events, scenario_names, scenario_path
 from neurorl_cli.errors import UserError
 
 from .conftest import REPO, cli
@@ -184,6 +184,16 @@ def test_gymnasium_ids_make_doom_envs():
         env.step(env.action_space.sample())
     finally:
         env.close()
+
+
+def test_one_rule_tells_pickups_from_drain_death_and_respawn():
+    before = np.array([92, 112, 112, 82, 74, 0, 100])
+    after = np.array([112, 112, 82, 74, 0, 100, 75])
+    gained, harmed = health_events(before, after)
+    # +20 healed; -30 and -25 were harmful items; -8 (the floor's drain), a death and a respawn are neither
+    assert gained.tolist() == [True, False, False, False, False, False, False]
+    assert harmed.tolist() == [False, False, True, False, False, False, True]
+    assert health_events(50.0, 55.0) == (True, False)  # numbers too, as the environment steps
 
 
 @needs_apples

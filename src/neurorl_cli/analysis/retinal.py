@@ -5,7 +5,7 @@
   position, cropped to that unit's receptive field (computed from the layers' kernels and
   strides) plus a small margin.
 - An activity raster: units z-scored over time and ordered by a 1-D openTSNE embedding of
-  the units, with pickups (health changes) marked.
+  the units, with pickups (envs/doom.py's health events) marked.
 - A 2-D openTSNE of the hidden states (time points), coloured by the critic's value and by health.
 - The recorded agent's view as a GIF.
 
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_with
+from ..envs.doom import HARM_THRESHOLD, health_events
 from .figures import FigureFiles, new_figure, save, styled
 
 # Metric keys the sample-factory backend logs (the report's training curves).
@@ -41,8 +42,6 @@ RF_MARGIN = 2  # pixels of context around the receptive field, as the reference'
 TSNE_SEED = 3  # the reference's random_state
 TSNE_PERPLEXITY = 30.0
 RASTER_RANGE = 4.0  # z-scores shown, +-
-HUNGER = 8.0  # the damaging floor's periodic loss; not a pickup
-RESPAWN = 30.0  # larger health jumps are deaths and respawns, not pickups
 GIF_FPS = 35  # Doom's tic rate: frame skip 1 shows the game at its own speed
 GIF_MAX_FRAMES = 350  # 10 s of game: the page embeds the GIF (1000 Doom frames are ~8 MB)
 
@@ -288,17 +287,16 @@ def unit_order(activity: np.ndarray, seed: int = TSNE_SEED, n_jobs: int = 1) -> 
     return np.argsort(tsne(zscore(activity).T, 1, seed, n_jobs=n_jobs)[:, 0], kind="stable")
 
 
-def pickups(health: np.ndarray, episode: np.ndarray | None = None, hunger: float = HUNGER,
-            respawn: float = RESPAWN) -> tuple[np.ndarray, np.ndarray]:
-    """Steps at which health rose and fell from the previous step, leaving out the floor's
-    periodic drain (a loss of about `hunger`), jumps larger than `respawn` (death, respawn)
-    and, where the recording numbers its episodes, the first step of each new episode."""
-    delta = np.diff(np.asarray(health, dtype=np.float64))
-    keep = (delta != 0) & (np.abs(delta) <= respawn) & ~np.isclose(delta, -hunger, atol=0.5)
+def pickups(health: np.ndarray, episode: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Steps at which a healing and a harmful item was picked up, by the environment's own rule
+    (envs/doom.py `health_events`: the floor's small drain, deaths and respawns are neither) and,
+    where the recording numbers its episodes, not at the first step of a new episode."""
+    health = np.asarray(health, dtype=np.float64)
+    gained, harmed = health_events(health[:-1], health[1:])
     if episode is not None:
-        keep &= np.diff(np.asarray(episode)) == 0
-    steps = np.flatnonzero(keep) + 1
-    return steps[delta[steps - 1] > 0], steps[delta[steps - 1] < 0]
+        same = np.diff(np.asarray(episode)) == 0
+        gained, harmed = gained & same, harmed & same
+    return np.flatnonzero(gained) + 1, np.flatnonzero(harmed) + 1
 
 
 @styled
@@ -531,8 +529,8 @@ def doom_analysis_sections(registry, config: dict, run, ckpt, checkpoint_path: P
         add(raster, plot_raster(acts, health, out, f"raster_{key}", label, n_jobs=n_jobs, episode=episode), (
             f"{where}: {label}, {acts.shape[1]} units z-scored over {len(acts)} steps (frame skip 1), sorted by a 1-D openTSNE "
             f"of the units (perplexity {min(TSNE_PERPLEXITY, (acts.shape[1] - 1) / 3):.3g}, PCA init, random_state {TSNE_SEED}); "
-            f"colour range +-{RASTER_RANGE:g}. Dashed: health gains ({len(gains)}); dotted: losses ({len(losses)}); the floor's "
-            f"drain (-{HUNGER:g}) and jumps above {RESPAWN:g} are left out"
+            f"colour range +-{RASTER_RANGE:g}. Dashed: healing items picked up ({len(gains)}); dotted: harmful ones ({len(losses)}), "
+            f"falls beyond {HARM_THRESHOLD} HP (the floor's smaller drain, deaths and respawns are neither)"
             + ("; solid grey: a new episode begins (the GRU state is reset)." if episode is not None else ".")))
     rnn = np.asarray(arrays["rnn"], dtype=np.float64).reshape(steps_recorded, -1)
     add(states, plot_state_tsne(rnn, value, health, out, "tsne_rnn", "GRU", n_jobs=n_jobs), (

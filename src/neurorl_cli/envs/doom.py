@@ -43,6 +43,16 @@ SCREEN = (160, 120)  # the rendered screen (width, height), as the reference ren
 HARM_THRESHOLD = 10
 
 
+def health_events(before, after):
+    """(gained, harmed) for health going from `before` to `after` in one step (numbers or arrays):
+    a healing item picked up (any rise), a harmful one (a fall beyond HARM_THRESHOLD). The
+    agent must be alive on both sides: a death or a respawn is neither. The one definition of a
+    pickup, for the episode statistics and for the analyses of recorded health."""
+    change = after - before
+    alive = (before > 0) & (after > 0)
+    return (change > 0) & alive, (change < -HARM_THRESHOLD) & alive
+
+
 # ----------------------------------------------------------------------------- scenarios
 
 
@@ -212,11 +222,10 @@ class DoomEnv(gym.Env):
         stats = self.stats
         stats["true_reward"] += true_reward
         stats["shaped_reward"] += reward
-        if change > 0:
+        gained, harmed = health_events(health - change, health)
+        if gained:
             stats["health_gathered"] += change
-            stats["items_picked"] += 1
-        elif change < -HARM_THRESHOLD and health > 0:
-            stats["items_picked"] += 1
+        stats["items_picked"] += int(gained or harmed)
         self.steps += 1
         obs = self._observe()
         info = {"true_reward": true_reward, "health": health}
