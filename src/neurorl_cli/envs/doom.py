@@ -217,12 +217,13 @@ class DoomEnv(gym.Env):
         a = self._button_lists[int(action[0]) * 3 + int(action[1])]
         true_reward = self.game.make_action(a, self.frame_skip)
         health = self.game.get_game_variable(vzd.GameVariable.HEALTH)
-        change, self.health = health - self.health, health
+        before, self.health = self.health, health
+        change = health - before
         reward = true_reward + (1.0 if self.shape_reward and change > 0 else 0.0)
         stats = self.stats
         stats["true_reward"] += true_reward
         stats["shaped_reward"] += reward
-        gained, harmed = health_events(health - change, health)
+        gained, harmed = health_events(before, health)
         if gained:
             stats["health_gathered"] += change
         stats["items_picked"] += int(gained or harmed)
