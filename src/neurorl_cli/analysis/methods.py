@@ -116,10 +116,9 @@ def _model_sentence(model: dict, what: str) -> str:
 
 
 def _doom_setup(task: dict, model: dict) -> list[str]:
-    encoder = model.get("encoder") or ""
+    encoder = model.get("encoder")
     if isinstance(encoder, dict):  # an sb3 model's [encoder] table: its name and settings
-        settings = {k: v for k, v in encoder.items() if k != "name"}
-        encoder = f"{encoder['name']} ({_pairs(settings)})"
+        encoder = f"{encoder['name']} ({_pairs({k: v for k, v in encoder.items() if k != 'name'})})"
     encoder = f", encoder {encoder}" if encoder else ""
     return [
         f"Agents were trained on the ViZDoom task {task['name']} (scenario {task['scenario']}, "

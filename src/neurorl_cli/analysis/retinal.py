@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_with
-from ..envs.doom import HARM_THRESHOLD, health_events
 from .figures import FigureFiles, new_figure, save, styled
 
 # Metric keys the sample-factory backend logs (the report's training curves).
@@ -291,6 +290,8 @@ def pickups(health: np.ndarray, episode: np.ndarray | None = None) -> tuple[np.n
     """Steps at which a healing and a harmful item was picked up, by the environment's own rule
     (envs/doom.py `health_events`: the floor's small drain, deaths and respawns are neither) and,
     where the recording numbers its episodes, not at the first step of a new episode."""
+    from ..envs.doom import health_events  # here, not at the top: every report imports this module, most without Doom
+
     health = np.asarray(health, dtype=np.float64)
     gained, harmed = health_events(health[:-1], health[1:])
     if episode is not None:
@@ -472,6 +473,8 @@ def doom_analysis_sections(registry, config: dict, run, ckpt, checkpoint_path: P
     gets receptive fields only. `policy` defaults to the backend's `load_policy(config,
     checkpoint_path, "cpu")` (its encoder gives the receptive fields). Figure files are
     appended to `written`."""
+    from ..envs.doom import HARM_THRESHOLD
+
     from ..backends.base import backend_for
     from . import html
 
