@@ -406,6 +406,7 @@ class TD3Backend:
 
         window: dict[str, list[float]] = {}
         started = time.perf_counter()
+        trials_before = counts["trials"] + counts["phase1_trials"]  # a resumed run's speed counts its own trials only
         pending_updates = 0.0
         while counts[unit] < total:
             before, in_phase1 = counts[unit], counts["phase"] == 1
@@ -455,7 +456,7 @@ class TD3Backend:
             if crossed or phase1_report:
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 values = {k: float(np.mean(v)) for k, v in window.items()}
-                values.update({"train/phase": counts["phase"], "train/trials_per_s": (counts["trials"] + counts["phase1_trials"]) / elapsed})
+                values.update({"train/phase": counts["phase"], "train/trials_per_s": (counts["trials"] + counts["phase1_trials"] - trials_before) / elapsed})
                 # The budget counts phase II+ trials only, so phase I is logged against its own count.
                 log.metrics(counts["phase1_trials"] if in_phase1 else counts[unit],
                             {f"phase1/{k.split('/')[-1]}" if in_phase1 else k: v for k, v in values.items()})
