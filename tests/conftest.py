@@ -62,3 +62,16 @@ def trained_copy(trained, tmp_path, monkeypatch) -> Path:
     con.close()
     monkeypatch.setenv("NEURORL_HOME", str(home))
     return home
+
+
+def resume_in(run_dir: Path, checkpoint: Path, into: Path) -> Path:
+    """A second attempt of `run_dir`'s run from `checkpoint`, run by the worker in a new directory
+    (what `train --resume` does, without the registry, so the first attempt stays to compare)."""
+    from neurorl_cli.runlog import read_run_file, write_run_file
+    from neurorl_cli.worker import run_worker
+
+    spec = read_run_file(Path(run_dir))
+    spec.update(run_dir=str(into), attempt=2, resume_from=str(checkpoint))
+    write_run_file(Path(into), spec)
+    assert run_worker(Path(into)) == 0
+    return Path(into)

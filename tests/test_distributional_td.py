@@ -23,6 +23,8 @@ from neurorl_cli.envs.conditioning import Schedule, build
 from neurorl_cli.runlog import EVENTS, write_run_file
 from neurorl_cli.worker import run_worker
 
+from .conftest import resume_in
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -294,11 +296,7 @@ def test_a_resumed_run_continues_from_its_snapshot(tmp_path):
     whole = run_backend(tmp_path, "whole", seed=5)
     with np.load(whole / SIMULATION) as sim:
         expected_V = sim["V"].copy()
-    run_dir = tmp_path / "resumed"
-    spec = json.loads((whole / "run.json").read_text())
-    spec.update(run_dir=str(run_dir), attempt=2, resume_from=str(whole / "checkpoints" / "step_000000000020.zip"))
-    write_run_file(run_dir, spec)
-    assert run_worker(run_dir) == 0
+    run_dir = resume_in(whole, whole / "checkpoints" / "step_000000000020.zip", tmp_path / "resumed")
     events = [json.loads(line) for line in (run_dir / EVENTS).read_text().splitlines()]
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [30]  # 10 and 20 were the first attempt's
     with np.load(run_dir / SIMULATION) as sim:

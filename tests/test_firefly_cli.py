@@ -12,7 +12,7 @@ import torch
 
 from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend, TrajectoryReplay, TransitionReplay, explore, smooth_target
 
-from .conftest import cli
+from .conftest import cli, resume_in
 
 pytestmark = pytest.mark.slow
 
@@ -219,23 +219,18 @@ def test_a_short_run_learns_to_stop_on_targets_above_a_random_policy(neurorl_hom
 def test_a_resumed_run_goes_on_from_its_checkpoint_and_times_only_its_own_trials(neurorl_home, tmp_path):
     from pathlib import Path
 
-    from neurorl_cli.backends.base import RunConfig
-    from neurorl_cli.runlog import EVENTS, RunLog, read_run_file
+    from neurorl_cli.runlog import EVENTS
 
     cli("train", "firefly", "ekf-td3", "--trials", "32", "--checkpoint-every", "16", *TINY, check=True)
     con = sqlite3.connect(neurorl_home / "registry.db")
     run_dir = Path(con.execute("SELECT run_dir FROM run").fetchone()[0])
     con.close()
     first = sorted((run_dir / "checkpoints").glob("*.zip"))[0]
-    spec = read_run_file(run_dir)
-    spec.update(run_dir=str(tmp_path / "resumed"), attempt=2, resume_from=str(first))
-    log = RunLog(tmp_path / "resumed", attempt=2, heartbeat_every=0)
-    TD3Backend().train(RunConfig(**spec), log)
-    log.close()
-    events = [json.loads(line) for line in (tmp_path / "resumed" / EVENTS).read_text().splitlines()]
+    resumed = resume_in(run_dir, first, tmp_path / "resumed")
+    events = [json.loads(line) for line in (resumed / EVENTS).read_text().splitlines()]
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [32]  # 16 was the first attempt's
     before = torch.load(first, weights_only=False)["counts"]
-    after = torch.load(tmp_path / "resumed" / "checkpoints" / "step_000000000032.zip", weights_only=False)["counts"]
+    after = torch.load(resumed / "checkpoints" / "step_000000000032.zip", weights_only=False)["counts"]
     assert after["trials"] == 32 and after["phase"] >= 2 and after["phase1_trials"] == before["phase1_trials"] > 0
     # Speed is of this attempt's 16 trials, not of the 100+ phase-I trials before the resume.
     started = next(e["t"] for e in events if e.get("status") == "running")

@@ -11,7 +11,7 @@ import torch
 
 from neurorl_cli.analysis.metarl import blind_baseline
 
-from .conftest import cli
+from .conftest import cli, resume_in
 
 pytestmark = pytest.mark.slow
 
@@ -64,15 +64,7 @@ def test_resume_continues_the_same_stream(neurorl_home, tmp_path):
     straight = torch.load(ckpts[-1], weights_only=False)
 
     # Same config from the first checkpoint, as the worker resumes it.
-    from neurorl_cli.backends.base import RunConfig
-    from neurorl_cli.backends.meta_a2c import MetaA2CBackend
-    from neurorl_cli.runlog import RunLog, read_run_file
-
-    spec = read_run_file(Path(run_dir))
-    spec.update(run_dir=str(tmp_path / "resumed"), attempt=2, resume_from=str(ckpts[0]))
-    log = RunLog(tmp_path / "resumed", attempt=2, heartbeat_every=0)
-    MetaA2CBackend().train(RunConfig(**spec), log)
-    log.close()
+    resume_in(run_dir, ckpts[0], tmp_path / "resumed")
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / ckpts[-1].name, weights_only=False)
     assert resumed["counts"] == straight["counts"]
     for key, value in straight["net"].items():

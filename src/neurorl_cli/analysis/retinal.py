@@ -473,9 +473,8 @@ def doom_analysis_sections(registry, config: dict, run, ckpt, checkpoint_path: P
     gets receptive fields only. `policy` defaults to the backend's `load_policy(config,
     checkpoint_path, "cpu")` (its encoder gives the receptive fields). Figure files are
     appended to `written`."""
-    from ..envs.doom import HARM_THRESHOLD
-
     from ..backends.base import backend_for
+    from ..envs.doom import HARM_THRESHOLD
     from . import html
 
     seed = record_seed(config) if seed is None else seed
