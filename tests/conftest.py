@@ -49,19 +49,20 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def trained_copy(trained, tmp_path, monkeypatch) -> Path:
-    """A private copy of the trained registry, for tests that add to it."""
+    """A private copy of the trained registry, for tests that add to it (run directories are
+    stored relative to the runs root, so the copy points at its own)."""
     import shutil
-
-    import sqlite3
 
     home = tmp_path / "trained-copy"
     shutil.copytree(trained, home)
-    con = sqlite3.connect(home / "registry.db")  # run directories are stored as absolute paths
-    with con:
-        con.execute("UPDATE run SET run_dir = replace(run_dir, ?, ?)", (str(trained), str(home)))
-    con.close()
     monkeypatch.setenv("NEURORL_HOME", str(home))
     return home
+
+
+def stored_path(home: Path, value: str) -> Path:
+    """A path as the registry stores it (relative to the runs root, `home`/runs in tests), made whole."""
+    path = Path(value)
+    return path if path.is_absolute() else home / "runs" / path
 
 
 def resume_in(run_dir: Path, checkpoint: Path, into: Path) -> Path:

@@ -120,7 +120,7 @@ def test_html_escapes_names_and_tables(tmp_path):
 
 def test_methods_paragraph_names_the_setup():
     text = methods.methods_paragraph(CONFIG, [0, 1, 2], [{"torch": "2.13.0", "numpy": "1.26.4"}, {"torch": "2.13.1"}])
-    for expected in ("PerceptualDecisionMaking-v0", "PassReward", "RecurrentPPO", "gamma = 0.99", "lstm_hidden_size = 64", "300 agent steps", "3 seeds (0-2)", "torch 2.13.0 / 2.13.1"):
+    for expected in ("PerceptualDecisionMaking-v0", "PassReward", "RecurrentPPO", "gamma = 0.99", "lstm_hidden_size = 64", "300 agent steps", "3 seeds (0-2)", "PyTorch 2.13.0 / 2.13.1"):
         assert expected in text
 
 
@@ -198,7 +198,7 @@ def test_report_before_any_evaluation_hints_at_eval(neurorl_home, tmp_path):
                                            "+1 whenever health rose", "20 episodes", "frame_skip = 1",
                                            "batch_size = 2048")),  # APPO's defaults are named, though the model file omits them
     ("doom-basic", "retinal-recurrent-ppo", ("encoder retinal-simple (activation = elu, global_channels = 16",
-                                             "engine sb3")),
+                                             "RecurrentPPO from sb3-contrib")),
     ("firefly", "td3-modular", ("firefly navigation", "observation_noise = 0.1", "actor = Actor3", "500 trials",
                                 "gain = 1.5")),
 ])
@@ -206,7 +206,9 @@ def test_methods_paragraph_describes_doom_and_firefly(task, model, expected):
     from neurorl_cli.catalog import load_model, load_task, resolve
 
     config, = resolve(load_task(task), load_model(model))
-    text = methods.methods_paragraph(config, [0], [{}])
+    evaluated = [{"protocol": name, "trials": p.get("episodes", p.get("trials")), "select": p["select"]}
+                 for name, p in config["task"]["protocols"].items()]
+    text = methods.methods_paragraph(config, [0], [{}], evaluated)
     for phrase in expected:
         assert phrase in text, phrase
     assert "None" not in text and "?" not in text

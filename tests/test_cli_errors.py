@@ -25,12 +25,12 @@ def _state(home):
         (["train", "perceptual-decision-making", "ppo", "--seeds", "x"], "--seeds"),
         (["train", "perceptual-decision-making", "ppo", "--steps", "0"], "positive"),
         (["train", "perceptual-decision-making", "ppo", "--device", "tpu"], "--device"),
-        (["runs", "show", "999"], "no run '999'"),
+        (["runs", "show", "r999"], "no run 'r999'"),
         (["eval", "nothing-here", "--best"], "no run or experiment"),
         (["eval", "tiny", "--all-checkpoints", "--protocol", "nope"], "--protocol nope"),
-        (["watch", "999", "--gif", "x.gif"], "no run '999'"),
+        (["watch", "r999", "--gif", "x.gif"], "no run 'r999'"),
         (["report", "nothing-here"], "no run or experiment"),
-        (["export", "999", "--trials", "t.csv"], "999"),
+        (["export", "r999", "--trials", "t.csv"], "999"),
     ],
 )
 def test_bad_input(trained, args, message):

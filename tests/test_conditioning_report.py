@@ -121,7 +121,7 @@ def test_cli_train_report_watch(tmp_path):
     home = tmp_path / "home"
     cli("train", "conditioning-fixed", "distributional-td", "--trials", "20", "--checkpoint-every", "10", home=home, check=True)
     out = tmp_path / "report"
-    cli("report", "1", "--out", str(out), home=home, check=True)
+    cli("report", "e1", "--out", str(out), home=home, check=True)
     page = (out / "index.html").read_text()
     assert "perf/cue_value_mean during training" in page and "data:image/gif;base64," in page
     assert "20 predictors" in page and "No checkpoint has been evaluated yet" in page
@@ -135,14 +135,14 @@ def test_cli_train_report_watch(tmp_path):
     assert "perf/cue_value_mean" in (tmp_path / "task" / "index.html").read_text()
 
     gif = tmp_path / "watch.gif"
-    cli("watch", "1", "--gif", str(gif), "--trials", "5", home=home, check=True)
+    cli("watch", "r1", "--gif", str(gif), "--trials", "5", home=home, check=True)
     assert len(iio.imread(gif, index=None)) == 5
-    bad = cli("watch", "1", "--gif", str(gif), "--trial-type", "4", home=home)
+    bad = cli("watch", "r1", "--gif", str(gif), "--trial-type", "4", home=home)
     assert bad.returncode == 2 and "types 0-0" in bad.stderr + bad.stdout
 
     (run_dir,) = (home / "runs").iterdir()
     (run_dir / SIMULATION).unlink()
-    missing = cli("watch", "1", "--gif", str(gif), home=home)
+    missing = cli("watch", "r1", "--gif", str(gif), home=home)
     assert missing.returncode == 2 and "no simulation yet" in missing.stderr + missing.stdout
-    cli("report", "1", "--out", str(out), home=home, check=True)
+    cli("report", "e1", "--out", str(out), home=home, check=True)
     assert re.search(r"Run 1 has no simulation yet", (out / "index.html").read_text())

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import cli
+from .conftest import cli, stored_path
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def basic(tmp_path_factory) -> Path:
     proc.send_signal(signal.SIGINT)  # Ctrl-C: the worker gets SIGTERM and stops with a final checkpoint
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
-    cli("train", "--resume", "1", home=home, check=True)
+    cli("train", "--resume", "r1", home=home, check=True)
     return home
 
 
@@ -63,7 +63,7 @@ def test_stop_resume_checkpoints_and_metrics(basic):
     (status, attempt), = _query(basic, "SELECT status, attempt FROM run")
     assert (status, attempt) == ("completed", 2)
     rows = _query(basic, "SELECT attempt, step, path FROM checkpoint ORDER BY step")
-    run_dir = Path(_query(basic, "SELECT run_dir FROM run")[0][0])
+    run_dir = stored_path(basic, _query(basic, "SELECT run_dir FROM run")[0][0])
     first = [step for a, step, _ in rows if a == 1]
     second = [step for a, step, _ in rows if a == 2]
     # The stop saved a final checkpoint before the budget; the resumed attempt goes on from it.
@@ -83,7 +83,7 @@ def test_stop_resume_checkpoints_and_metrics(basic):
 
 
 def test_eval_all_checkpoints_under_both_protocols(basic):
-    cli("eval", "1", "--all-checkpoints", "--trials", "1", home=basic, check=True)
+    cli("eval", "e1", "--all-checkpoints", "--trials", "1", home=basic, check=True)
     n_checkpoints = len(_query(basic, "SELECT id FROM checkpoint"))
     evals = _query(basic, "SELECT protocol, metrics FROM evaluation")
     assert sorted({p for p, _ in evals}) == ["default", "frameskip-1"] and len(evals) == 2 * n_checkpoints
@@ -94,7 +94,7 @@ def test_eval_all_checkpoints_under_both_protocols(basic):
         assert m["episode_length"] <= (300 if protocol == "frameskip-1" else 75)
         assert {"true_reward", "shaped_reward", "health_gathered", "items_picked"} <= set(m)
     assert len(_query(basic, "SELECT id FROM trial")) == 2 * n_checkpoints  # one row per episode
-    again = cli("eval", "1", "--all-checkpoints", "--trials", "1", home=basic, check=True)
+    again = cli("eval", "e1", "--all-checkpoints", "--trials", "1", home=basic, check=True)
     assert "evaluated under" in again.stderr  # nothing left to do
 
 
@@ -104,7 +104,7 @@ def test_evaluation_is_reproducible_and_record_has_the_analysis_arrays(basic):
     config = json.loads(_query(basic, "SELECT config FROM experiment")[0][0])
     run_dir, path = _query(basic, "SELECT r.run_dir, c.path FROM run r JOIN checkpoint c ON c.run_id = r.id "
                                   "ORDER BY c.step DESC LIMIT 1")[0]
-    checkpoint = Path(run_dir) / path
+    checkpoint = stored_path(basic, run_dir) / path
     backend = SampleFactoryBackend()
     protocol = {**config["task"]["protocols"]["default"], "episodes": 2}
     a, rows = backend.evaluate(config, checkpoint, protocol)
@@ -133,7 +133,7 @@ def test_watch_gif_shows_the_agents_view_with_a_panel(basic):
     import imageio.v3 as iio
 
     gif = basic / "watch.gif"
-    cli("watch", "1", "--checkpoint", "latest", "--gif", str(gif), home=basic, check=True)
+    cli("watch", "r1", "--checkpoint", "latest", "--gif", str(gif), home=basic, check=True)
     frames = iio.imread(gif, index=None)
     assert frames.shape[1:] == (150, 160, 3)  # the 160x120 screen and a 30-pixel panel
     assert 1 <= frames.shape[0] <= 75  # one basic episode at frame skip 4
@@ -151,7 +151,7 @@ def test_apple_gathering_trains_and_evaluates(neurorl_home):
     assert len(steps) >= 2 and steps[-1] >= 2400
     keys = {k for (k,) in _query(neurorl_home, "SELECT DISTINCT key FROM metric")}
     assert {"train/true_reward", "train/health_gathered", "train/items_picked"} <= keys
-    cli("eval", "1", "--all-checkpoints", "--protocol", "default", "--trials", "1", check=True)
+    cli("eval", "e1", "--all-checkpoints", "--protocol", "default", "--trials", "1", check=True)
     evals = [json.loads(m) for (m,) in _query(neurorl_home, "SELECT metrics FROM evaluation")]
     assert len(evals) == len(steps)
     for m in evals:
@@ -160,9 +160,9 @@ def test_apple_gathering_trains_and_evaluates(neurorl_home):
 
 
 def test_report_has_the_retinal_analyses_and_reuses_the_recording(basic):
-    cli("eval", "1", "--all-checkpoints", "--trials", "1", home=basic, check=True)  # done already when run in order
+    cli("eval", "e1", "--all-checkpoints", "--trials", "1", home=basic, check=True)  # done already when run in order
     out = basic / "report"
-    cli("report", "1", "--out", str(out), home=basic, check=True)
+    cli("report", "e1", "--out", str(out), home=basic, check=True)
     page = (out / "index.html").read_text()
     for heading in ("view (best checkpoint)", "Receptive fields", "Activity rasters", "Hidden states", "Methods"):
         assert heading in page, heading
@@ -171,7 +171,7 @@ def test_report_has_the_retinal_analyses_and_reuses_the_recording(basic):
     assert (out / "rf_conv1.png").stat().st_size > 0  # retinal-simple has one conv layer (numbered from 1)
     assert "new recording" in page
     (path,), = _query(basic, "SELECT path FROM artifact WHERE kind = 'doom-recording'")
-    with np.load(path) as arrays:
+    with np.load(stored_path(basic, path)) as arrays:
         assert arrays["frames"].shape[1:] == (72, 128, 3) and len(arrays["rnn"]) == len(arrays["frames"])
-    cli("report", "1", "--out", str(out), home=basic, check=True)  # again: the stored activity is used
+    cli("report", "e1", "--out", str(out), home=basic, check=True)  # again: the stored activity is used
     assert "stored recording" in (out / "index.html").read_text()

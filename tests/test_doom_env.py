@@ -263,7 +263,7 @@ def test_sb3_retinal_model_trains_and_evaluates_on_doom(neurorl_home):
     assert steps == [128, 256]
     # The keys the sample-factory models log and the Doom report plots.
     assert {TRUE_REWARD_KEY, "train/health_gathered", "train/steps_per_s"} <= keys
-    cli("eval", "1", "--all-checkpoints", "--episodes", "2", check=True)
+    cli("eval", "e1", "--all-checkpoints", "--episodes", "2", check=True)
     con = sqlite3.connect(neurorl_home / "registry.db")
     rows = con.execute("SELECT protocol, trials, metrics FROM evaluation").fetchall()
     episodes = con.execute("SELECT reward, steps, conditions FROM trial").fetchall()
@@ -277,5 +277,5 @@ def test_sb3_retinal_model_trains_and_evaluates_on_doom(neurorl_home):
         # 300 tics are 75 steps at frame skip 4 and 300 under frameskip-1 (the analysis setting).
         assert 0 < m["episode_length"] <= (75 if protocol == "default" else 300)
     assert len(episodes) == 8 and all("health_gathered" in json.loads(c) for *_, c in episodes)
-    best = cli("eval", "1", "--best", "--json", check=True)
+    best = cli("eval", "e1", "--best", "--json", check=True)
     assert {r["protocol"] for r in json.loads(best.stdout)} == {"default", "frameskip-1"}

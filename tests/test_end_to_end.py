@@ -57,11 +57,11 @@ def test_train_eval_report_watch_export(trained_copy, tmp_path):
     assert list(out.glob("*.png")) and list(out.glob("*.svg")) and list(out.glob("*.csv"))
 
     gif = tmp_path / "trial.gif"
-    cli("watch", str(runs[0].id), "--checkpoint", "best", "--gif", str(gif), home=trained, check=True)
+    cli("watch", f"r{runs[0].id}", "--checkpoint", "best", "--gif", str(gif), home=trained, check=True)
     assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
 
     table = tmp_path / "trials.csv"
-    cli("export", str(runs[0].id), "--trials", str(table), home=trained, check=True)
+    cli("export", f"r{runs[0].id}", "--trials", str(table), home=trained, check=True)
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 2 * 50  # 2 checkpoints x 50 trials
     assert {"seed", "checkpoint_step", "protocol", "choice", "ground_truth", "coh"} <= set(rows[0])
@@ -89,7 +89,7 @@ def test_ctrl_c_cancels_then_resume_continues(tmp_path, monkeypatch):
     assert proc.returncode == 130, stdout.decode() + stderr.decode()
     listing = json.loads(cli("runs", "list", "--json", home=home, check=True).stdout)
     assert listing[0]["status"] == "cancelled"
-    run_id = str(listing[0]["id"])
+    run_id = listing[0]["ref"]
     resumed = cli("train", "--resume", run_id, home=home)
     assert resumed.returncode == 0, resumed.stderr
     shown = json.loads(cli("runs", "show", run_id, "--json", home=home, check=True).stdout)
@@ -100,6 +100,6 @@ def test_ctrl_c_cancels_then_resume_continues(tmp_path, monkeypatch):
     engine = db.open_registry(find_home())
     with engine.connect() as conn:
         resumed_from = conn.exec_driver_sql(
-            "SELECT MIN(step) FROM metric WHERE run_id = ? AND attempt = 2", (int(run_id),)).scalar()
+            "SELECT MIN(step) FROM metric WHERE run_id = ? AND attempt = 2", (int(run_id.removeprefix("r")),)).scalar()
     assert first and resumed_from > max(first)  # attempt 2 continued from the last checkpoint
     assert cli("train", "--resume", run_id, home=home).returncode == 2  # completed runs do not resume

@@ -63,5 +63,5 @@ def test_eval_fills_missing_cells_once_and_reports_damage(trained_copy):
         assert len(session.exec(select(Evaluation).where(Evaluation.trials == 30)).all()) == n_ckpt - 1
     best = cli("eval", "tiny", "--best", home=home)
     assert best.returncode == 0 and "best fraction_correct" in best.stdout
-    shown = cli("runs", "show", str(run.id), home=home)
+    shown = cli("runs", "show", f"r{run.id}", home=home)
     assert "best under 'default'" in shown.stdout

@@ -69,7 +69,7 @@ def _parent(pid: int) -> int:
 
 
 def _show(run_id) -> dict:
-    return json.loads(cli("runs", "show", str(run_id), "--json", check=True).stdout)
+    return json.loads(cli("runs", "show", f"r{run_id}", "--json", check=True).stdout)
 
 
 def _metric_rows(home: Path, run_id: int) -> list[tuple]:
@@ -108,7 +108,7 @@ def test_sigkill_is_crashed_within_promise_and_grace_then_resume_continues(neuro
     first_ckpts = [c["step"] for c in crashed["checkpoints"]]
     assert first_ckpts and crashed["steps"] >= first_ckpts[-1]
 
-    resumed = cli("train", "--resume", "1")
+    resumed = cli("train", "--resume", "r1")
     assert resumed.returncode == 0, resumed.stderr
     done = _show(1)
     assert done["status"] == "completed" and done["attempt"] == 2 and done["steps"] == 60000

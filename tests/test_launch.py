@@ -75,7 +75,7 @@ def test_container_wraps_each_worker_and_is_recorded(neurorl_home, tmp_path, mon
     monkeypatch.setenv("SHIM_LOG", str(tmp_path / "calls"))
     monkeypatch.setenv("SHIM_PYTHON", sys.executable)
     cli("train", *TINY, "--launcher", "submitit-local", "--container", str(image), check=True)
-    shown = json.loads(cli("runs", "show", "1", "--json", check=True).stdout)
+    shown = json.loads(cli("runs", "show", "r1", "--json", check=True).stdout)
     assert shown["status"] == "completed"
     (call,) = (tmp_path / "calls").read_text().splitlines()
     run_dir = shown["run_dir"]

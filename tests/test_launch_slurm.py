@@ -29,7 +29,7 @@ def cluster():
 
 
 def _show(run_id) -> dict:
-    return json.loads(cli("runs", "show", str(run_id), "--json", check=True).stdout)
+    return json.loads(cli("runs", "show", f"r{run_id}", "--json", check=True).stdout)
 
 
 def test_array_through_sbatch(neurorl_home):

@@ -24,7 +24,7 @@ def test_grid_rerun_trains_only_missing_cells_and_matrix_counts_them(neurorl_hom
     assert (cell["task"], cell["model"], cell["seeds"], cell["completed"], cell["running"], cell["failed"]) == (
         "conditioning-fixed", "distributional-td", 6, 6, 0, 0)
     assert cell["best"] == {}
-    cli("eval", "2", "--all-checkpoints", "--trials", "50", check=True)
+    cli("eval", "e2", "--all-checkpoints", "--trials", "50", check=True)
     (cell,) = json.loads(cli("runs", "matrix", "--json", check=True).stdout)
     best = cell["best"]["default"]
     assert best["select"] == "abs_td_error_mean" and best["higher_is_better"] is False and best["step"] in (10, 20)

@@ -50,7 +50,7 @@ def test_a_run_records_its_provenance(neurorl_home, tmp_path):
     env = {**os.environ, "NEURORL_HOME": str(neurorl_home)}
     subprocess.run([sys.executable, "-m", "neurorl_cli", "train", *TINY], cwd=repo, env=env, check=True,
                    capture_output=True)
-    shown = json.loads(subprocess.run([sys.executable, "-m", "neurorl_cli", "runs", "show", "1", "--json"], cwd=repo,
+    shown = json.loads(subprocess.run([sys.executable, "-m", "neurorl_cli", "runs", "show", "r1", "--json"], cwd=repo,
                                       env=env, check=True, capture_output=True, text=True).stdout)
     v = shown["versions"]
     assert v["neurorl"] == v["neurorl-cli"] == "0.1.0"

@@ -31,7 +31,7 @@ def test_prune_keeps_best_and_last_then_rm_removes_runs(neurorl_home):
     assert len(files) == 8
     assert "never evaluated" in cli("prune", "--yes", check=True).stdout  # best unknown: nothing goes
     assert len(list(neurorl_home.glob("runs/*/checkpoints/step_*.zip"))) == 8
-    cli("eval", "1", "--all-checkpoints", "--trials", "50", check=True)
+    cli("eval", "e1", "--all-checkpoints", "--trials", "50", check=True)
     best = {r: s for r, s in _rows(neurorl_home, "SELECT c.run_id, c.step FROM evaluation e JOIN checkpoint c "
                                                   "ON c.id = e.checkpoint_id ORDER BY e.score DESC")}  # lowest wins
     dry = cli("prune", "--dry-run", check=True)
@@ -46,17 +46,17 @@ def test_prune_keeps_best_and_last_then_rm_removes_runs(neurorl_home):
         assert on_disk == kept
     # rows and evaluations of pruned checkpoints stay; eval finds nothing missing
     assert _rows(neurorl_home, "SELECT COUNT(*) FROM evaluation")[0][0] == 8
-    again = cli("eval", "1", "--all-checkpoints", "--trials", "50", check=True)
+    again = cli("eval", "e1", "--all-checkpoints", "--trials", "50", check=True)
     assert "evaluated under default already" in again.stderr
     assert "nothing to prune" in cli("prune", "--yes", check=True).stdout
 
-    run_dir = json.loads(cli("runs", "show", "1", "--json", check=True).stdout)["run_dir"]
-    cli("runs", "rm", "1", "--yes", check=True)
+    run_dir = json.loads(cli("runs", "show", "r1", "--json", check=True).stdout)["run_dir"]
+    cli("runs", "rm", "r1", "--yes", check=True)
     assert not (neurorl_home / "runs" / run_dir).exists() and run_dir not in str(list(neurorl_home.glob("runs/*")))
     assert _rows(neurorl_home, "SELECT COUNT(*) FROM metric WHERE run_id = 1")[0][0] == 0
     assert _rows(neurorl_home, "SELECT COUNT(*) FROM experiment")[0][0] == 1  # run 2 still holds it
-    assert cli("runs", "show", "1").returncode == 2
-    cli("runs", "rm", "2", "--yes", check=True)
+    assert cli("runs", "show", "r1").returncode == 2
+    cli("runs", "rm", "r2", "--yes", check=True)
     assert _rows(neurorl_home, "SELECT COUNT(*) FROM experiment")[0][0] == 0
     assert _rows(neurorl_home, "SELECT COUNT(*) FROM evaluation")[0][0] == 0
     assert not list(neurorl_home.glob("runs/0*"))
@@ -86,7 +86,7 @@ def test_checkpoint_pruned_revision_upgrades_a_populated_registry():
     db._ENGINES.clear()
     upgraded = db.open_registry(home)
     with upgraded.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003_checkpoint_pruned"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == db.known_revisions()[-1]
         assert conn.exec_driver_sql("SELECT step, pruned FROM checkpoint").one() == (5, None)
         assert conn.exec_driver_sql("SELECT score, higher_is_better FROM evaluation").one() == (0.5, 0)
     assert list(home.backups.glob("registry-*-0002_evaluation_direction.db"))

@@ -2,12 +2,13 @@
 
     import neurorl_cli.api as nrl
     reg = nrl.open()
-    reg.metrics(run="3", key="perf/trial_performance")
+    reg.metrics(run="r3", key="perf/trial_performance")
     reg.trials("my-experiment", protocol="default", best=True)
 
 Every question here is asked once, in SQL built with SQLModel; the commands reuse these
 methods rather than writing their own queries. A reference (`ref`) is what the command line
-accepts: an id, a hash prefix or an experiment's --name (see `queries.target`).
+accepts: `e12` (experiment 12), `r34` (run 34), an experiment's --name or a hash prefix
+(see `queries.target`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from sqlmodel import Session, col, select
 from .home import Home
 from .registry import queries
 from .registry.db import open_registry
-from .registry.models import Checkpoint, Evaluation, Experiment, Metric, Run, Trial
+from .registry.models import Checkpoint, Evaluation, Experiment, Run, Trial
 
-Ref = str | int | list[int] | None  # a command-line reference, or run ids
+Ref = str | list[int] | None  # a command-line reference (e12, r34, a --name, a hash prefix), or run ids
 TRIAL_COLUMNS = ["index", "env", "ground_truth", "choice", "correct", "reward", "reaction_time", "steps"]
 
 
@@ -87,25 +88,21 @@ class Registry:
             "steps_done", "device", "run_dir", "versions", "started", "ended",
         ])
 
-    def metrics(self, run: Ref = None, key: str | None = None, prefer: str = "run") -> pd.DataFrame:
-        """Training metrics, every attempt (see `analysis.training.latest_attempt`)."""
+    def metrics(self, run: Ref = None, key: str | None = None, prefer: str = "run",
+                superseded: bool = False) -> pd.DataFrame:
+        """Training metrics, each (run, key, step) once from the latest attempt; `superseded=True`
+        adds what earlier attempts logged past a resume point (column `superseded`)."""
         ids = self.run_ids(run, prefer=prefer)
-        query = (
-            select(Metric, Run.seed, Run.experiment_id)
-            .join(Run, Run.id == Metric.run_id)
-            .order_by(Metric.run_id, Metric.key, Metric.step, Metric.attempt)
-        )
-        if ids is not None:
-            query = query.where(col(Metric.run_id).in_(ids))
-        if key is not None:
-            query = query.where(Metric.key == key)
+        columns = ["run_id", "experiment_id", "seed", "attempt", "key", "step", "value"]
+        if superseded:
+            columns.append("superseded")
         with self.session() as session:
             rows = [
                 {"run_id": m.run_id, "experiment_id": exp, "seed": seed, "attempt": m.attempt,
-                 "key": m.key, "step": m.step, "value": m.value}
-                for m, seed, exp in session.exec(query)
+                 "key": m.key, "step": m.step, "value": m.value, "superseded": m.superseded}
+                for m, seed, exp in queries.metrics(session, ids, key, superseded)
             ]
-        return pd.DataFrame(rows, columns=["run_id", "experiment_id", "seed", "attempt", "key", "step", "value"])
+        return pd.DataFrame(rows, columns=columns)
 
     def evaluations(self, experiment: Ref = None, protocol: str | None = None) -> pd.DataFrame:
         """One row per (checkpoint, protocol) evaluated; the protocol's metrics become columns."""

@@ -6,6 +6,7 @@ one or the new one, and a file is announced only after its rename.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -14,20 +15,46 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import WorkFailed
+
+
+# Write errors that belong to the target's file system rather than to the code writing.
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class CannotWrite(WorkFailed):
+    """A file could not be written (a full disk, a read-only or missing folder): the message
+    names the file; nothing half-written is left behind."""
+
+
+def _cannot(target: Path, exc: OSError) -> CannotWrite:
+    return CannotWrite(f"cannot write {target}: {exc.strerror or exc}")
+
 
 @contextmanager
 def atomic_path(target: Path, suffix: str = ""):
     """Yield a temporary path; on success it is fsynced and renamed onto `target`."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp" + suffix)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp" + suffix)
+    except OSError as exc:
+        raise _cannot(target, exc) from exc
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; files we publish follow the umask
     try:
-        yield Path(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        try:
+            yield Path(tmp)
+        except OSError as exc:
+            if exc.errno in _STORAGE_ERRORS:
+                raise _cannot(target, exc) from exc
+            raise
+        try:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _cannot(target, exc) from exc
         _fsync_dir(target.parent)
     finally:
         if os.path.exists(tmp):

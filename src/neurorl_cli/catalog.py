@@ -15,6 +15,7 @@ import inspect
 import itertools
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,7 +38,31 @@ def bundled_dir(name: str) -> Path:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # nan and inf pass every bound (nan compares false; inf is greater than any `gt`), so no
+    # setting of a spec may be either.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Settings neurorl hands to a library (NeuroGym, stable-baselines3): the numeric ones it knows
+# are typed and bounded; any other key passes on for the library to judge when it is built
+# (training.check_settings). A bounded field left out takes the library's default.
+_LIBRARY = ConfigDict(extra="allow", allow_inf_nan=False)
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class NeuroGymKwargs(BaseModel):
+    """`env.kwargs` of a NeuroGym task: the settings many NeuroGym tasks share."""
+
+    model_config = _LIBRARY
+    dt: float = Field(None, gt=0)  # ms per step
+    sigma: float = Field(None, ge=0)  # input noise
+    dim_ring: int = Field(None, ge=1)  # stimulus ring size
+    cohs: list[NonNegative] | None = None  # stimulus coherences
+    prod_margin: float = Field(None, ge=0)
+    rewards: dict[str, float] | None = None  # reward per outcome (abort, correct, fail, ...); any sign
+    # period -> ms, or a distribution (["uniform", [300, 700]]) NeuroGym checks when it is built
+    timing: dict[str, NonNegative | list[Any]] | None = None
 
 
 class WrapperSpec(_Spec):
@@ -61,6 +86,12 @@ class EnvSpec(_Spec):
     def _names_or_tables(cls, value):
         return [{"name": w} if isinstance(w, str) else w for w in value]
 
+    @field_validator("kwargs")
+    @classmethod
+    def _bounded(cls, kwargs: dict):
+        NeuroGymKwargs.model_validate(kwargs)
+        return kwargs  # as written: the library's defaults stay out of the config and its hash
+
 
 class Budget(_Spec):
     steps: int | None = Field(None, gt=0)  # agent (environment) steps
@@ -79,7 +110,7 @@ class Protocol(_Spec):
     trials: int = Field(500, gt=0)
     select: str = "fraction_correct"  # the metric that picks the best checkpoint
     mode: Literal["max", "min"] = "max"  # whether the best checkpoint has the highest or lowest
-    seed: int = 100_000  # evaluation trials come from their own seed, apart from training seeds
+    seed: int = Field(100_000, ge=0)  # evaluation trials come from their own seed, apart from training seeds
     kwargs: dict[str, Any] = Field(default_factory=dict)  # env kwargs that differ from training
     # greedy: the most probable action; sampled: drawn from the policy, for analyses of choice
     # variability such as two-step stay probabilities.
@@ -137,6 +168,7 @@ class MetaRLTask(_Task):
         from .envs import batched
 
         batched.check(self.kind, self.env)
+        _check_protocols(self, batched.settings_schema(batched.env_class(self.kind)))
         return self
 
 
@@ -149,10 +181,23 @@ class FireflyTask(_Task):
 
     @model_validator(mode="after")
     def _valid_env(self):
+        from .envs.batched import settings_schema
         from .envs.firefly import Firefly
 
+        settings_schema(Firefly).model_validate(self.env)
         Firefly(n=1, seed=0, **self.env)
+        _check_protocols(self, settings_schema(Firefly))
         return self
+
+
+def _check_protocols(task: MetaRLTask | FireflyTask, schema: type[BaseModel]) -> None:
+    """An evaluation protocol's kwargs change the environment's settings: they keep its bounds."""
+    for name, protocol in task.protocols.items():
+        try:
+            schema.model_validate({**task.env, **protocol.kwargs})
+        except ValidationError as exc:
+            field, message = _first_error(exc, {})
+            raise ValueError(f"protocols.{name}.kwargs.{field}: {message}") from None
 
 
 class DoomProtocol(_Spec):
@@ -161,7 +206,7 @@ class DoomProtocol(_Spec):
     episodes: int = Field(10, gt=0)
     select: str = "true_reward"  # the metric that picks the best checkpoint (the unshaped episode reward)
     mode: Literal["max", "min"] = "max"
-    seed: int = 100_000  # evaluation episodes come from their own seed, apart from training seeds
+    seed: int = Field(100_000, ge=0)  # evaluation episodes come from their own seed, apart from training seeds
     kwargs: dict[str, Any] = Field(default_factory=dict)  # task settings that differ from training
     actions: Literal["greedy", "sampled"] = "greedy"
 
@@ -202,6 +247,78 @@ TaskSpec = Annotated[
 _TASK = TypeAdapter(TaskSpec)
 
 
+class _OnPolicyHyper(BaseModel):
+    """`hyper` of an sb3 on-policy algorithm: the numeric settings PPO, RecurrentPPO and A2C share."""
+
+    model_config = _LIBRARY
+    learning_rate: float = Field(None, gt=0)
+    n_steps: int = Field(None, gt=0)  # steps per environment per rollout
+    gamma: float = Field(None, ge=0, le=1)
+    gae_lambda: float = Field(None, ge=0, le=1)
+    ent_coef: float = Field(None, ge=0)
+    vf_coef: float = Field(None, ge=0)
+    max_grad_norm: float = Field(None, gt=0)  # 0 would scale every gradient to nothing
+    normalize_advantage: bool = None
+    use_sde: bool = None
+    sde_sample_freq: int = Field(None, ge=-1)  # -1: a new noise matrix only at each rollout's start
+    stats_window_size: int = Field(None, gt=0)
+
+
+class PPOHyper(_OnPolicyHyper):
+    """`hyper` of sb3's PPO and sb3-contrib's RecurrentPPO."""
+
+    batch_size: int = Field(None, gt=0)
+    n_epochs: int = Field(None, gt=0)
+    clip_range: float = Field(None, gt=0)
+    clip_range_vf: float | None = Field(None, gt=0)  # None: the value is not clipped
+    target_kl: float | None = Field(None, gt=0)  # None: no early stop on KL
+
+    @model_validator(mode="after")
+    def _advantages_normalizable(self):
+        # sb3's PPO asserts this when built; sb3-contrib's RecurrentPPO fails only while learning.
+        if self.batch_size == 1 and self.normalize_advantage is not False:
+            raise ValueError("batch_size 1 leaves no minibatch to normalize advantages over: "
+                             "use 2 or more, or set model.normalize_advantage=false")
+        return self
+
+
+class A2CHyper(_OnPolicyHyper):
+    """`hyper` of sb3's A2C."""
+
+    rms_prop_eps: float = Field(None, gt=0)
+    use_rms_prop: bool = None
+
+
+SB3_HYPER: dict[str, type[BaseModel]] = {"RecurrentPPO": PPOHyper, "PPO": PPOHyper, "A2C": A2CHyper}
+
+
+class SB3PolicyKwargs(BaseModel):
+    """`policy_kwargs` of an sb3 policy: the sizes and numbers of its networks."""
+
+    model_config = _LIBRARY
+    net_arch: list[PositiveInt] | dict[str, list[PositiveInt]] = None  # hidden layers; or per head {pi, vf}
+    lstm_hidden_size: int = Field(None, gt=0)  # RecurrentPPO
+    n_lstm_layers: int = Field(None, gt=0)
+    shared_lstm: bool = None
+    enable_critic_lstm: bool = None
+    log_std_init: float = None  # continuous actions: any finite value
+    ortho_init: bool = None
+
+
+class EncoderSettings(BaseModel):
+    """A retinal encoder's settings (nets/retinal.py); None: the encoder's own default."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    global_channels: int | None = Field(None, gt=0)
+    retinal_bottleneck: int | None = Field(None, gt=0)  # retinal-lindsey only
+    vvs_depth: int | None = Field(None, ge=0)  # retinal-lindsey only
+    kernel_size: int | None = Field(None, gt=0)
+    retinal_stride: int | None = Field(None, gt=0)
+    activation: Literal["elu", "relu", "tanh", "linear"] = "elu"
+    greyscale: bool = False
+    hidden_size: int | None = Field(None, gt=0)
+
+
 class SB3Model(_Spec):
     name: str
     engine: Literal["sb3"]
@@ -228,8 +345,17 @@ class SB3Model(_Spec):
             settings = dict(encoder)
             if "name" not in settings:
                 raise ValueError(f"give the encoder's name: one of {', '.join(retinal.ENCODERS)}")
+            EncoderSettings.model_validate({k: v for k, v in settings.items() if k in ENCODER_SETTINGS})
             retinal.encoder_settings(settings.pop("name"), **settings)
         return encoder
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        # Validated, not replaced: settings a spec leaves out keep the library's defaults and
+        # stay out of the config and its hash.
+        SB3_HYPER[self.algo].model_validate(self.hyper)
+        SB3PolicyKwargs.model_validate(self.policy_kwargs)
+        return self
 
 
 class NativeModel(_Spec):
@@ -265,7 +391,7 @@ ENCODER_SETTINGS = ("global_channels", "retinal_bottleneck", "vvs_depth", "kerne
                     "activation", "greyscale", "hidden_size")
 
 
-class SampleFactoryHyper(BaseModel):
+class SampleFactoryHyper(EncoderSettings):
     """Every setting of a sample-factory model, with its default (backends/sample_factory.py).
 
     Defaults are sample-factory 1.x APPO's with retinal-rl's overrides (reference, sf1-legacy;
@@ -274,16 +400,7 @@ class SampleFactoryHyper(BaseModel):
     Encoder settings left at None take the encoder's own default (nets/retinal.py).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    # encoder (nets/retinal.py)
-    global_channels: int | None = Field(None, gt=0)
-    retinal_bottleneck: int | None = Field(None, gt=0)  # retinal-lindsey only
-    vvs_depth: int | None = Field(None, ge=0)  # retinal-lindsey only
-    kernel_size: int | None = Field(None, gt=0)
-    retinal_stride: int | None = Field(None, gt=0)
-    activation: Literal["elu", "relu", "tanh", "linear"] = "elu"
-    greyscale: bool = False
+    # the encoder's settings (EncoderSettings), but for
     hidden_size: int = Field(64, gt=0)  # encoder output and GRU size (retinal override; SF: 512)
     # sample-factory APPO
     num_workers: int = Field(2, gt=0)  # rollout worker processes (SF: one per core)
@@ -381,13 +498,18 @@ def _identity(spec: BaseModel) -> dict:
 # ----------------------------------------------------------------------------- loading
 
 
+# What pydantic puts in an error's path for the member of a union it tried: not a field.
+_UNION_MEMBER = re.compile(r"(constrained-)?(float|int|str|bool)|(list|dict|function-\w+)\[.*\]")
+
+
 def _first_error(exc: ValidationError, data: dict) -> tuple[str, str]:
-    """The first error's field path, without the union tag pydantic puts in front of it."""
+    """The first error's field path, without the union tags pydantic puts in it."""
     first = exc.errors()[0]
     loc = list(first["loc"])
     if loc and loc[0] in (data.get("family"), data.get("engine")):
         loc = loc[1:]
-    return ".".join(map(str, loc)) or "(top)", first["msg"]
+    loc = [part for part in loc if not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part))]
+    return ".".join(map(str, loc)) or "(top)", first["msg"].removeprefix("Value error, ")
 
 
 def _load_toml(path: Path, adapter: TypeAdapter):
@@ -563,7 +685,8 @@ def _parent(spec: dict, path: list[str], create: bool = False) -> dict | None:
     return node if isinstance(node, dict) else None
 
 
-def apply_override(section_specs: dict[str, dict], key: str, value: Any) -> None:
+def apply_override(section_specs: dict[str, dict], key: str, value: Any) -> str:
+    """Set one `--set` value; returns the path it was set at (e.g. model.hyper.n_steps)."""
     section, _, rest = key.partition(".")
     if section not in _SHORTCUTS or not rest:
         raise UserError(f"--set {key}: keys start with 'task.' or 'model.' (e.g. model.learning_rate=1e-3)")
@@ -572,7 +695,7 @@ def apply_override(section_specs: dict[str, dict], key: str, value: Any) -> None
         node = _parent(spec, (prefix + rest).split("."))
         if node is not None and name in node:
             node[name] = _check_type(key, node[name], value)
-            return
+            return f"{section}.{prefix}{rest}"
     # Not in the spec: accept keys the library itself takes, typed by its default.
     head = rest.split(".")[0]
     for prefix in _SHORTCUTS[section][1:]:
@@ -580,7 +703,7 @@ def apply_override(section_specs: dict[str, dict], key: str, value: Any) -> None
         if head in defaults:
             node = _parent(spec, (prefix + rest).split("."), create=True)
             node[name] = _check_type(key, defaults[head], value) if head == name else value
-            return
+            return f"{section}.{prefix}{rest}"
     raise UserError(f"--set {key}: no such setting in the {section} spec '{spec['name']}'; see `neurorl {section}s --json`")
 
 
@@ -620,19 +743,32 @@ def resolve(
         specs = {"task": copy.deepcopy(_identity(task)), "model": copy.deepcopy(_identity(model))}
         for key, value in specs["task"].get("model_defaults", {}).get(model.name, {}).items():
             apply_override(specs, f"model.{key}", value)
-        for key, value in combo:
-            apply_override(specs, key, value)
+        written = {apply_override(specs, key, value): (key, value) for key, value in combo}
         for section, adapter in (("task", _TASK), ("model", _MODEL)):
             try:  # re-validate: an override must leave a valid spec
                 adapter.validate_python(specs[section])
             except ValidationError as exc:
                 field, message = _first_error(exc, specs[section])
-                raise UserError(f"--set: {section}.{field}: {message}") from exc
+                raise UserError(_override_error(f"{section}.{field}", message, written)) from exc
         budget = _budget(specs["task"]["budget"], {"steps": steps, "trials": trials}, checkpoint_every)
         config = {"task": specs["task"], "model": specs["model"], "budget": budget}
         config["overrides"] = {k: v for k, v in combo}
         configs.append(config)
     return configs
+
+
+def _override_error(path: str, message: str, written: dict[str, tuple[str, Any]]) -> str:
+    """Name the setting as the user wrote it when the error is in one they set. A nested schema's
+    error gives a path relative to its table (`n_steps` for model.hyper.n_steps)."""
+    section, _, field = path.partition(".")
+    mine = [where for where in written if where.startswith(section + ".")]
+    if field == "(top)" and len(mine) == 1:  # a check across the spec's settings, after one change
+        key, value = written[mine[0]]
+        return f"--set {key}={json.dumps(value)}: {message}"
+    for where, (key, value) in written.items():
+        if path == where or path.startswith(where + ".") or (where.startswith(section + ".") and where.endswith("." + field)):
+            return f"--set {key}={json.dumps(value)}: {message}"
+    return f"--set: {path}: {message}"
 
 
 def _budget(spec: dict, asked: dict[str, int | None], checkpoint_every: int | None) -> dict:
@@ -691,14 +827,13 @@ def protocol_hash(env: dict, protocol: dict) -> str:
 def parse_seeds(text: str) -> list[int]:
     """`0-4`, `3`, `0,2,5` or a mix."""
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, dash, hi = part.strip().partition("-")
-            seeds.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
-    except ValueError as exc:
-        raise UserError(f"--seeds {text}: write seeds as 0-4, 3 or 0,2,5") from exc
-    if not seeds or min(seeds) < 0:
-        raise UserError(f"--seeds {text}: seeds are non-negative integers")
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise UserError(f"--seeds {text}: seeds are whole numbers from 0, written as 0-4, 3 or 0,2,5")
+        if dash and int(hi) < int(lo):
+            raise UserError(f"--seeds {text}: the range {part.strip()} runs backwards; write {hi}-{lo}")
+        seeds.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
     return sorted(set(seeds))
 
 

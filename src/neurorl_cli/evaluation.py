@@ -298,13 +298,21 @@ def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None,
         target = queries.target(session, ref)
         config = target.experiment.config
         protocols = protocols_of(config, names, trials)
-        todo = []
+        todo, empty = [], []
         for run in target.runs:
-            for ck in queries.checkpoints(session, run.id):
+            stored = queries.checkpoints(session, run.id)
+            if not stored:
+                empty.append(f"r{run.id} ({run.status})")
+            for ck in stored:
                 done = set(session.exec(select(Evaluation.protocol_hash).where(Evaluation.checkpoint_id == ck.id)))
                 for name, (protocol, digest) in protocols.items():
                     if digest not in done:
                         todo.append((run.id, run.run_dir, ck.id, ck.step, ck.path, ck.sha256, name))
+    if len(empty) == len(target.runs):
+        raise UserError(f"nothing to evaluate: no checkpoint yet in {', '.join(empty)}; "
+                        "see `neurorl runs show` for why, `neurorl train --resume RUN` to go on")
+    if empty:
+        err.print(f"[yellow]warning:[/] no checkpoint yet: {', '.join(empty)}; evaluating the other runs")
     if not todo:
         err.print(f"every checkpoint of '{ref}' is evaluated under {', '.join(protocols)} already")
         return 0
@@ -318,7 +326,7 @@ def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None,
             for (run_id, _, ck_id, step, *_), result in _evaluated(backend, config, protocol, cells, files, device):
                 progress.advance(bar)
                 if isinstance(result, Exception):  # a damaged file: report, skip, go on with the others
-                    err.print(f"[yellow]warning:[/] run {run_id} step {step}: {result}; skipped")
+                    err.print(f"[yellow]warning:[/] run r{run_id} step {step}: {result}; skipped")
                     failures += 1
                     continue
                 metrics, trials_done = result

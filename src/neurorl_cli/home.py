@@ -52,3 +52,22 @@ def find_home(cwd: Path | None = None) -> Home:
     runs_env = os.environ.get("NEURORL_RUNS")
     runs = Path(runs_env).expanduser().resolve() if runs_env else root / "runs"
     return Home(root=root, runs=runs, how=how)
+
+
+def to_stored(path: str, runs: Path) -> str:
+    """How the registry stores a path: relative to the runs root when it lies under it, so that
+    moving NEURORL_HOME (or NEURORL_RUNS) with its runs keeps every run readable; other paths
+    (a report written elsewhere) stay absolute."""
+    if not path or not os.path.isabs(path):
+        return path
+    try:
+        return Path(path).relative_to(runs).as_posix()
+    except ValueError:
+        return path
+
+
+def from_stored(value: str, runs: Path) -> str:
+    """A stored path made absolute again under today's runs root (absolute ones are kept)."""
+    if not value:
+        return value
+    return str(runs / value)  # joining an absolute path yields that path

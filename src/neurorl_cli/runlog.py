@@ -47,6 +47,9 @@ class RunLog:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.attempt = attempt
         self.step = 0
+        # How a completed run ended when that is part of its result (e.g. stopped by a cap
+        # before its last phase); the registry shows it beside the status.
+        self.outcome: str | None = None
         self._lock = threading.Lock()
         self._fd = os.open(self.run_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._heartbeat_every = default_heartbeat_every() if heartbeat_every is None else heartbeat_every
@@ -115,7 +118,7 @@ class RunLog:
 
     def finish(self, status: str, error: str | None = None) -> None:
         self._stop.set()
-        self.status(status, error=error, step=self.step)
+        self.status(status, error=error, step=self.step, **({"outcome": self.outcome} if self.outcome else {}))
 
     def _beat(self) -> None:
         while not self._stop.wait(self._heartbeat_every):

@@ -15,9 +15,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from . import catalog
-from .backends.base import RunConfig
-from .errors import UserError
+from .backends.base import RunConfig, backend_for
+from .errors import UserError, WorkFailed
 from .home import Home
+from .registry import queries
 from .registry.models import Checkpoint, Experiment, Run
 from .runlog import write_run_file
 
@@ -35,7 +36,8 @@ def _experiment(session: Session, config: dict, name: str | None, tags: list[str
     if name:
         holder = session.exec(select(Experiment).where(Experiment.name == name)).first()
         if holder is not None and holder.config_hash != digest:
-            raise UserError(f"--name {name} already names experiment {holder.id} with another config: choose another name")
+            raise UserError(f"--name {name} already names experiment {queries.exp_ref(holder)} with another config: "
+                            "choose another name")
     if exp is None:
         exp = Experiment(
             config_hash=digest, task=config["task"]["name"], model=config["model"]["name"],
@@ -51,8 +53,18 @@ def _experiment(session: Session, config: dict, name: str | None, tags: list[str
     return exp
 
 
+def check_settings(config: dict) -> None:
+    """Settings that the schemas let through but the training library refuses are refused here,
+    by building the library's object (no training), before any experiment or run is stored."""
+    backend = backend_for(config)
+    if hasattr(backend, "check_settings"):
+        backend.check_settings(config)
+
+
 def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name: str | None,
          tags: list[str], force: bool, launcher: str) -> Plan:
+    if name is not None:
+        queries.check_name(name)
     if name and len(configs) > 1:
         raise UserError("--name labels one experiment, but --set made a grid: drop --name or the grid")
     to_train, skipped, experiments = [], [], []
@@ -90,14 +102,16 @@ def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name
 
 def resume(engine: Engine, run_ref: str) -> Run:
     """Queue a crashed, failed or cancelled run again as its next attempt, from its last checkpoint."""
-    from .registry import queries
 
     with Session(engine) as session:
         run = queries.run(session, run_ref)
         if run.status in ("running", "queued"):
-            raise UserError(f"run {run.id} is {run.status}: only crashed, failed or cancelled runs resume")
+            raise UserError(f"run r{run.id} is {run.status}: only crashed, failed or cancelled runs resume")
         if run.status == "completed":
-            raise UserError(f"run {run.id} is completed already: use --force to train a new run")
+            raise UserError(f"run r{run.id} is completed already: use --force to train a new run")
+        intact, unusable = resume_point(session, run)
+        if intact is None and unusable:  # refused before anything changes, so it resumes once the file is restored
+            raise WorkFailed(_no_intact_checkpoint(run, unusable))
         run.attempt += 1
         run.status = "queued"
         run.error = None
@@ -110,12 +124,39 @@ def resume(engine: Engine, run_ref: str) -> Run:
     return run
 
 
+def resume_point(session: Session, run: Run) -> tuple[Checkpoint | None, list[str]]:
+    """The newest registered checkpoint of `run` whose file is there with the sha256 the registry
+    holds, and why each newer one cannot be used: a file changed since it was registered (on a
+    shared file system, by anyone) is never resumed from."""
+    from .atomic import sha256
+
+    unusable = []
+    for ckpt in session.exec(
+        select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.pruned == None).order_by(Checkpoint.step.desc())  # noqa: E711
+    ):
+        full = Path(run.run_dir) / ckpt.path
+        if not full.is_file():
+            unusable.append(f"checkpoint file {full} is missing")
+        elif sha256(full) != ckpt.sha256:
+            unusable.append(f"checkpoint file {full} differs from the one registered (sha256)")
+        else:
+            return ckpt, unusable
+    return None, unusable
+
+
+def _no_intact_checkpoint(run: Run, unusable: list[str]) -> str:
+    older = f" (and {len(unusable) - 1} older)" if len(unusable) > 1 else ""
+    return (f"run r{run.id}: no intact checkpoint to resume from: {unusable[0]}{older}; nothing was changed: "
+            f"restore the file from a copy, or train seed {run.seed} anew (`neurorl train` with --force)")
+
+
 def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int | None,
-                    provenance: dict | None = None, launcher: str | None = None) -> None:
+                    provenance: dict | None = None, launcher: str | None = None, warn=None) -> None:
     """The run file is all a worker reads: the config, its seed and attempt, where to resume.
 
     `provenance` (what launched the runs: neurorl, git commit, container) starts each run's
-    `versions`; the worker's side is merged over it when its start is ingested."""
+    `versions`; the worker's side is merged over it when its start is ingested. A later attempt
+    resumes from the newest intact checkpoint; `warn` hears of each newer one passed over."""
     with Session(engine) as session:
         for run in runs:
             row = session.get(Run, run.id)
@@ -126,12 +167,15 @@ def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int |
             row.job_id = run.job_id = None  # a new attempt gets a new job
             session.add(row)
             exp = session.get(Experiment, run.experiment_id)
-            last = session.exec(
-                select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.pruned == None).order_by(Checkpoint.step.desc())  # noqa: E711
-            ).first()
             resume_from = None
-            if run.attempt > 1 and last is not None:
-                resume_from = str(Path(run.run_dir) / last.path)
+            if run.attempt > 1:
+                last, unusable = resume_point(session, row)
+                if last is None and unusable:
+                    raise WorkFailed(_no_intact_checkpoint(row, unusable))
+                for why in unusable if warn else []:
+                    warn(f"run r{run.id}: {why}; resuming from step {last.step} instead")
+                if last is not None:
+                    resume_from = str(Path(run.run_dir) / last.path)
             Path(run.run_dir).mkdir(parents=True, exist_ok=True)
             spec = RunConfig(
                 run_id=run.id, seed=run.seed, attempt=run.attempt, config=exp.config,

@@ -64,6 +64,12 @@ def save(fig, data: pd.DataFrame, out_dir: Path, stem: str, dpi: int = 120) -> F
     return files
 
 
+def lone_point(x) -> dict:
+    """Plot settings for a series: a line through a single point draws nothing (a run that has
+    logged once would leave a blank figure), so such a series is drawn as a marker."""
+    return {"marker": "o", "ms": 5} if len(x) == 1 else {}
+
+
 def seed_color(index: int):
     from matplotlib import colormaps
 

@@ -68,7 +68,9 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
     title = f"{label}: {exp.task} / {exp.model}" + (f" (run {runs[0].id}, seed {runs[0].seed})" if is_run else "")
 
     family = family_of(config)
-    sections = [html.Section("Methods").text(methods.methods_paragraph(config, [r.seed for r in runs], [r.versions for r in runs]))]
+    # The methods name every evaluation stored, also those of protocols this report leaves out.
+    evaluated_rows = registry.evaluations(run_ids).to_dict("records")
+    sections = [html.Section("Methods").text(methods.methods_paragraph(config, [r.seed for r in runs], [r.versions for r in runs], evaluated_rows))]
 
     train = html.Section("Training")
     for key in (family.training_key, *family.more_training_keys):
@@ -194,7 +196,7 @@ def _state_section(registry: Registry, config: dict, runs, top: pd.Series, name:
 def _conditioning_run_sections(config: dict, runs, out: Path, written: list[Path]) -> list[html.Section]:
     """The first seed's predictors: value at each cue, TD errors over trials, and an animation."""
     run = runs[0]
-    section = html.Section(f"Predictors of seed {run.seed} (run {run.id})")
+    section = html.Section(f"Predictors of seed {run.seed} (run r{run.id})")
     try:
         sim = conditioning.load_simulation(run.run_dir)
     except FileNotFoundError:
@@ -214,7 +216,7 @@ def _conditioning_run_sections(config: dict, runs, out: Path, written: list[Path
         _add_figure(section, files, f"Value at the cue ({cue:g} s) over the trials of {label}: {n} predictors coloured by their asymmetry tau{split}.", written)
         files = conditioning.td_heatmaps(sim, i, picks, out, f"td_heatmaps_type{i}")
         _add_figure(section, files, f"TD error over the trials of {label} and time within the trial, for the predictors of lowest, middle and highest tau.", written)
-    gif = conditioning.value_animation(sim, drawn[0], out / "value_animation.gif", title=f"run {run.id}")
+    gif = conditioning.value_animation(sim, drawn[0], out / "value_animation.gif", title=f"run r{run.id}")
     shown = len(conditioning.animation_trials(sim, drawn[0]))
     section.figure(gif, f"V(t) of every predictor (coloured by tau), reward r(t) and TD error, one frame per trial of trial type {drawn[0]} ({shown} frames).", links=[gif])
     written.append(gif)
@@ -352,13 +354,14 @@ def task_report(registry: Registry, task: str, out: Path | None = None, protocol
     scores = []
     for exp in experiments.itertuples():
         label = f"{exp.model} ({exp.name or exp.config_hash[:12]})"
-        run_ids = registry.run_ids(int(exp.experiment_id))
+        run_ids = registry.run_ids(f"e{exp.experiment_id}")
         runs = registry.runs(run_ids)
         metrics.append(registry.metrics(run_ids, key=key).assign(label=label))
         if scored is not None:
             evaluated = registry.evaluations(run_ids, scored)
             scores.append(evaluated.assign(label=label, key="score", value=evaluated["score"], attempt=0))
-        paragraphs.text(f"{label}: " + methods.methods_paragraph(exp.config, list(runs["seed"]), list(runs["versions"])))
+        paragraphs.text(f"{label}: " + methods.methods_paragraph(exp.config, list(runs["seed"]), list(runs["versions"]),
+                                                                 registry.evaluations(run_ids).to_dict("records")))
         best = registry.best_evaluations(run_ids, protocol)
         for proto, group in best.groupby("protocol"):
             mean, lo, hi = bootstrap_ci(group["score"].to_numpy())

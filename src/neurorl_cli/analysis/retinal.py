@@ -413,7 +413,7 @@ def recorded_activity(registry, run, ckpt, record: Callable[[], dict], steps: in
         if known is None:
             session.add(Artifact(
                 kind=RECORDING_KIND, path=where, experiment_id=run.experiment_id, run_id=run.id,
-                query=f"record run {run.id} checkpoint step {ckpt.step}: {steps} steps, frame skip 1, seed {seed}",
+                query=f"record run r{run.id} checkpoint step {ckpt.step}: {steps} steps, frame skip 1, seed {seed}",
             ))
             session.commit()
     return arrays, reused

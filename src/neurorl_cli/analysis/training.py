@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import FigureFiles, new_figure, save, seed_color, styled
+from .figures import FigureFiles, lone_point, new_figure, save, seed_color, styled
 from .stats import bootstrap_ci
 
 TRAINING_KEY = "perf/trial_performance"
@@ -37,9 +37,9 @@ def training_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_KEY
     fig, axes = new_figure()
     ax = axes[0, 0]
     for i, (seed, group) in enumerate(data.groupby("seed", sort=True)):
-        ax.plot(group["step"], group["value"], lw=0.7, alpha=0.6, color=seed_color(i), label=f"seed {seed}")
+        ax.plot(group["step"], group["value"], lw=0.7, alpha=0.6, color=seed_color(i), label=f"seed {seed}", **lone_point(group))
     ax.fill_between(summary["step"], summary["ci_low"], summary["ci_high"], color="k", alpha=0.15, lw=0, label="95% CI (seeds)")
-    ax.plot(summary["step"], summary["mean"], color="k", lw=1.8, label="mean")
+    ax.plot(summary["step"], summary["mean"], color="k", lw=1.8, label="mean", **lone_point(summary))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(key)
     ax.legend(fontsize="small", frameon=False)
@@ -62,7 +62,7 @@ def comparison_curve(metrics: pd.DataFrame, out_dir: Path, key: str = TRAINING_K
         summary = over_seeds(group)
         color = seed_color(i)
         ax.fill_between(summary["step"], summary["ci_low"], summary["ci_high"], color=color, alpha=0.2, lw=0)
-        ax.plot(summary["step"], summary["mean"], color=color, lw=1.6, label=f"{label} (n={group['seed'].nunique()})")
+        ax.plot(summary["step"], summary["mean"], color=color, lw=1.6, label=f"{label} (n={group['seed'].nunique()})", **lone_point(summary))
         parts.append(summary.assign(label=label))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(key)

@@ -25,20 +25,20 @@ def choose_checkpoint(session: Session, run: Run, which: str, protocol: str | No
     """`best` (by its evaluations), `latest`, or a checkpoint step."""
     available = queries.checkpoints(session, run.id)
     if not available:
-        raise UserError(f"run {run.id} has no checkpoint yet")
+        raise UserError(f"run r{run.id} has no checkpoint yet")
     if which == "latest":
         return available[-1]
     if which == "best":
         best = queries.best_checkpoint(session, [run.id], protocol)
         if not best:
-            raise UserError(f"run {run.id} has no evaluated checkpoint{f' under {protocol}' if protocol else ''}: run `neurorl eval {run.id} --all-checkpoints` first")
+            raise UserError(f"run r{run.id} has no evaluated checkpoint{f' under {protocol}' if protocol else ''}: run `neurorl eval r{run.id} --all-checkpoints` first")
         # Several protocols: the one named first in the task spec picks.
         task = session.get_one(Experiment, run.experiment_id).config["task"]
         first = in_protocol_order(task, {protocol for _, protocol in best})[0]
         return next(ck for (_, protocol), (_, ck) in best.items() if protocol == first)
     steps = [c.step for c in available]
     if not which.isdigit() or int(which) not in steps:
-        raise UserError(f"--checkpoint {which}: run {run.id} has checkpoints at steps {', '.join(map(str, steps))} (or use best / latest)")
+        raise UserError(f"--checkpoint {which}: run r{run.id} has checkpoints at steps {', '.join(map(str, steps))} (or use best / latest)")
     return available[steps.index(int(which))]
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import pickle
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import WorkFailed
 from ..runlog import RunLog
 
 
@@ -78,6 +81,24 @@ def backend_for(config: dict) -> Backend:
     return getattr(importlib.import_module(module), name)()
 
 
+def budget_notice(config: dict) -> str | None:
+    """What a user should know before training: the engine's own note on its budget
+    (`budget_note`), or, for an engine that trains in whole updates (`budget_grain`), what the
+    budget rounds up to; None when it trains the budget as given."""
+    from ..catalog import budget_total
+
+    backend = backend_for(config)
+    if hasattr(backend, "budget_note"):
+        return f"{config['model']['name']}: {backend.budget_note(config)}"
+    grain = getattr(backend, "budget_grain", lambda config: None)(config)
+    unit, total = budget_total(config)
+    if not grain or total % grain == 0:
+        return None
+    trained = -(-total // grain) * grain
+    return (f"{config['model']['name']} trains in whole updates of {grain:,} {unit}: "
+            f"the budget of {total:,} {unit} trains {trained:,}")
+
+
 def resolve_device(device: str) -> str:
     if device != "auto":
         return device
@@ -97,6 +118,30 @@ def package_versions(names: list[str]) -> dict[str, Any]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+class UnreadableCheckpoint(WorkFailed, ValueError):
+    """A checkpoint file that cannot be read, or is refused because reading it could run code.
+    Damaged data: exit 1 where it stops a command, and a ValueError to the callers that report a
+    missing or damaged checkpoint and go on with the others."""
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A native backend's checkpoint, unpickled with torch's weights-only loader: tensors, plain
+    containers and numbers only, so that a file planted on a shared file system cannot run code."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as exc:  # refused, cut or garbled
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            raise UnreadableCheckpoint(
+                f"checkpoint {path} refused: it holds a Python object ({found.group(1)}), which neurorl never saves "
+                "and which loading could run as code; restore the file from a trusted copy or train again") from exc
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UnreadableCheckpoint(f"checkpoint {path} cannot be read, it is damaged or not a checkpoint "
+                                   f"({type(exc).__name__}: {first})") from exc
 
 
 def env_seed(seed: int, index: int) -> int:

@@ -48,7 +48,7 @@ SMALL_TRIAL_WORK = 50_000_000
 class Range(BaseModel):
     """Each predictor draws its value uniformly from [low, high]."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     low: float
     high: float
 
@@ -66,7 +66,7 @@ Spread = Union[float, Range, list[float]]
 class Hyper(BaseModel):
     """The model's `[hyper]` table."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     predictors: int = Field(ge=1)
     alpha: Spread = Field(description="float: symmetric rate; range or list: the asymmetry tau")
     gamma: Spread = Field(description="per-second discount")

@@ -22,14 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalog import budget_total
 from ..runlog import RunLog
-from .base import RunConfig, package_versions, resolve_device
+from .base import RunConfig, load_checkpoint, package_versions, resolve_device
 
 VERSIONED = ["neurorl-cli", "torch", "numpy", "neurogym", "gymnasium"]
 MAX_POSITIONS = 10  # accuracy is logged per trial position for episodes this short (Harlow: 6)
 
 
 class Hyper(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     hidden_size: int = Field(48, gt=0)  # LSTM units
     gamma: float = Field(0.9, ge=0, le=1)  # discount per step
     value_coef: float = Field(0.05, ge=0)
@@ -130,6 +130,16 @@ class _Window:
 class MetaA2CBackend:
     name = "native/meta-a2c-lstm"
 
+    def budget_grain(self, config: dict) -> int | None:
+        """Budget units per update: `episodes_per_update` whole episodes (our tasks' episodes have
+        a fixed length; NeuroGym's vary)."""
+        if config["task"]["family"] == "neurogym":
+            return None
+        unit, _ = budget_total(config)
+        env = build_env(config, 1, 0, "cpu")
+        per_episode = env.trials_per_episode if unit == "trials" else env.episode_steps
+        return Hyper(**config["model"]["hyper"]).episodes_per_update * per_episode
+
     def train(self, run: RunConfig, log: RunLog) -> None:
         from ..nets.meta_lstm import MetaLSTM
 
@@ -144,7 +154,8 @@ class MetaA2CBackend:
         optim = torch.optim.RMSprop(net.parameters(), lr=hyper.learning_rate, alpha=hyper.rmsprop_alpha, eps=hyper.rmsprop_eps)
         counts = {"steps": 0, "trials": 0, "episodes": 0, "updates": 0}
         if run.resume_from:
-            saved = torch.load(run.resume_from, map_location=device, weights_only=False)
+            # Read onto the CPU: the random states must stay there, and load_state_dict moves the rest.
+            saved = load_checkpoint(run.resume_from)
             net.load_state_dict(saved["net"])
             optim.load_state_dict(saved["optim"])
             counts = saved["counts"]
@@ -203,7 +214,7 @@ class MetaA2CBackend:
         from ..nets.meta_lstm import MetaLSTM
 
         device = resolve_device(device)
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = load_checkpoint(checkpoint, device)
         net = MetaLSTM(saved["obs_dim"], saved["n_actions"], saved["hyper"]["hidden_size"]).to(device)
         net.load_state_dict(saved["net"])
         net.eval()

@@ -14,6 +14,7 @@ import numpy as np
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from ..envs.neurogym_env import make_env
+from ..errors import UserError
 from ..runlog import RunLog
 from .base import RunConfig, env_seed, package_versions, resolve_device
 
@@ -172,6 +173,34 @@ def _callback(log: RunLog, every: int, save):
 
 class SB3Backend:
     name = "sb3"
+
+    def budget_grain(self, config: dict) -> int | None:
+        """Steps per rollout: sb3's learn() stops only after a whole rollout of `n_steps` per env."""
+        from ..catalog import budget_total, describe_signature
+
+        model = config["model"]
+        if budget_total(config)[0] != "steps":
+            return None
+        n_steps = model["hyper"].get("n_steps", describe_signature(algo_class(model["algo"]).__init__).get("n_steps"))
+        return int(n_steps) * int(model["n_envs"]) if n_steps else None
+
+    def check_settings(self, config: dict) -> None:
+        """Build the library's model on the task's environments, without training, so that settings
+        the library refuses (also the ones no schema knows, and combinations such as batch_size 1)
+        are refused before anything is stored."""
+        model_spec = config["model"]
+        venv = make_vec_env(config["task"], 0, model_spec["n_envs"])
+        try:
+            algo_class(model_spec["algo"])(
+                model_spec["policy"], venv, device="cpu", verbose=0,
+                policy_kwargs=policy_kwargs(model_spec), **model_spec["hyper"],
+            )
+        except Exception as exc:  # whatever the library raises: it refuses these settings
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise UserError(f"{model_spec['algo']} refuses the model's settings (model.hyper, model.policy_kwargs): "
+                            f"{type(exc).__name__}: {first}") from exc
+        finally:
+            venv.close()
 
     def train(self, run: RunConfig, log: RunLog) -> None:
         from stable_baselines3.common.logger import Logger

@@ -31,6 +31,7 @@ import copy
 import time
 from collections import deque
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..catalog import budget_total
 from ..runlog import RunLog
 from ..errors import UserError
-from .base import RunConfig, package_versions, resolve_device
+from .base import RunConfig, load_checkpoint, package_versions, resolve_device
 
 VERSIONED = ["neurorl-cli", "torch", "numpy"]
 STOP = 0.1  # |a| below this on both components is a stop
@@ -47,7 +48,7 @@ RESUME_TAIL = 2000  # newest trajectories kept in checkpoints, so a resumed run 
 
 
 class Hyper(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     actor: str = "Actor3"
     critic: str = "Critic5"
     gamma: float = Field(0.97, ge=0, le=1)
@@ -63,10 +64,11 @@ class Hyper(BaseModel):
     buffer_transitions: int = Field(1_600_000, gt=0)  # when neither net is recurrent (ekf-td3)
     replay_period: int = Field(4, gt=0)  # environment steps per critic update
     warmup_trials: int = Field(800, ge=0)  # stored trials before updates start
-    exploration: list[float] = Field(default_factory=lambda: [0.8, 0.5, 0.4])  # per phase
+    exploration: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [0.8, 0.5, 0.4], min_length=1)  # per phase
     phase2_rewarded: float = Field(0.2, ge=0, le=1)  # rewarded fraction of the last 100 trials
     phase3_reward_fraction: float = Field(0.8, ge=0, le=1)  # validation reward fraction
-    phase1_max_trials: int = Field(50_000, gt=0)  # no success by then: the run fails
+    phase1_max_trials: int = Field(50_000, gt=0)  # no success by then: the run ends, completed and flagged
+    max_trials_in_all: int | None = Field(None, gt=0)  # phase I included; None: the budget and the phase-I cap
     validation_trials: int = Field(300, gt=0)
     trials_per_batch: int = Field(16, gt=0)  # trials collected side by side
 
@@ -373,6 +375,15 @@ def make_env(config: dict, n: int, seed: int, device, **overrides):
 class TD3Backend:
     name = "native/td3"
 
+    def budget_note(self, config: dict) -> str:
+        """Phase I is outside the budget: say what bounds it."""
+        hyper = Hyper(**config["model"]["hyper"])
+        cap = (f"; at most {hyper.max_trials_in_all:,} trials in all" if hyper.max_trials_in_all
+               else " (model.max_trials_in_all bounds the whole run)")
+        return (f"phase I (until {hyper.phase2_rewarded:.0%} of the last 100 trials are rewarded) is not counted in "
+                f"the budget; a run still in phase I after {hyper.phase1_max_trials:,} trials ends there, completed "
+                f"and flagged{cap}")
+
     def train(self, run: RunConfig, log: RunLog) -> None:
         config = run.config
         hyper = Hyper(**config["model"]["hyper"])
@@ -386,7 +397,8 @@ class TD3Backend:
         replay = make_replay(hyper, generator)
         recent: deque[float] = deque(maxlen=100)
         if run.resume_from:
-            saved = torch.load(run.resume_from, map_location=device, weights_only=False)
+            # Read onto the CPU: the random states must stay there, and load_state_dict moves the rest.
+            saved = load_checkpoint(run.resume_from)
             agent.load_state_dict(saved["agent"])
             counts = saved["counts"]
             torch.set_rng_state(saved["rng"])
@@ -441,7 +453,13 @@ class TD3Backend:
                 env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
                 log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
             elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
-                raise RuntimeError(f"no phase switch after {counts['phase1_trials']} phase-I trials (rewarded fraction of the last 100: {np.mean(recent):.2f})")
+                # Never reaching phase II is a result of the study, not a failure: the run ends
+                # completed, flagged, with its phase-I policy as the checkpoint.
+                log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
+                               f"(model.phase1_max_trials; rewarded fraction of the last 100: {np.mean(recent):.2f})")
+            in_all = counts["trials"] + counts["phase1_trials"]
+            if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
+                log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
             crossed = counts[unit] // every > before // every or counts[unit] >= total
             if counts["phase"] >= 2 and crossed:
                 validation = validate(agent, config, hyper.validation_trials, device)
@@ -460,11 +478,14 @@ class TD3Backend:
                 # The budget counts phase II+ trials only, so phase I is logged against its own count.
                 log.metrics(counts["phase1_trials"] if in_phase1 else counts[unit],
                             {f"phase1/{k.split('/')[-1]}" if in_phase1 else k: v for k, v in values.items()})
+                log.step = counts[unit]  # progress counts the budget's trials, which phase I is not
                 window = {}
-            if crossed and counts["phase"] >= 2:
+            saved = crossed and counts["phase"] >= 2
+            if saved:
                 save(counts[unit])
-            if log.stop_requested:
-                save(counts[unit])
+            if log.stop_requested or log.outcome:
+                if not saved:
+                    save(counts[unit])
                 return
 
     # Trained agents act and are evaluated on the CPU, where the evaluation environments are.
@@ -515,7 +536,7 @@ def load_nets(checkpoint: Path):
     """(hyper, actor, critic) of a checkpoint, read once."""
     from ..nets.firefly import make_actor, make_critic
 
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = load_checkpoint(checkpoint)
     hyper = Hyper(**saved["hyper"])
     actor, critic = make_actor(hyper.actor), make_critic(hyper.critic)
     actor.load_state_dict(saved["agent"]["actor"])

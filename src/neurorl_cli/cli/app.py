@@ -11,18 +11,61 @@ import sys
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperOption
 
 from ..errors import Interrupted, UserError, WorkFailed
 
 app = typer.Typer(
     name="neurorl",
     help="Train RL agents on neuroscience tasks, keep every run in a registry, and study them.",
+    epilog="Examples:\n\n"
+           "neurorl tasks\n"
+           "neurorl train perceptual-decision-making ppo --seeds 0-2 --name pdm\n"
+           "neurorl eval pdm --all-checkpoints\n"
+           "neurorl report pdm",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is copied and parsed, so its tables take the width their cells need instead of
+# $COLUMNS (never cut); on a terminal, tables fold long cells (common.table).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 100_000)
+
+
+def _value_name(self, ctx) -> str | None:
+    # Typer writes each parameter's Python type after it (<str>, <bool>, <list[str]>). A reader
+    # needs what the value means: the option's metavar (RUN, N, FILE); nothing after a flag, nor
+    # after an argument, whose name column already shows its metavar.
+    if isinstance(self, TyperArgument) or self.is_flag:
+        return None
+    return self.metavar or self.name.upper()
+
+
+def _usage_name(self) -> str:
+    # RUN and [RUN] in the usage line, as click writes them (Typer writes {RUN} when required).
+    name = self.display_name_raw
+    name = name if self.required else f"[{name}]"
+    return name if self.nargs == 1 or name.rstrip("]").endswith("...") else f"{name}..."
+
+
+TyperArgument.display_type_rich = TyperOption.display_type_rich = _value_name
+TyperArgument._usage_display_name = _usage_name
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"neurorl {version('neurorl-cli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print neurorl's version and exit."),
+) -> None:
+    pass
 
 
 COMMAND_MODULES = [
@@ -48,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     _register()
     try:
-        app(args=argv)  # Typer handles its own usage errors (exit 2)
+        # One program name however it is started (also `python -m neurorl_cli`): usage lines
+        # match the examples, and shell completion is generated for `neurorl`.
+        app(args=argv, prog_name="neurorl")  # Typer handles its own usage errors (exit 2)
     except (UserError, WorkFailed, Interrupted) as exc:
         label = {2: "error", 1: "failed", 130: "interrupted"}[exc.exit_code]
         err.print(f"[bold red]{label}:[/] {exc}")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from .. import catalog
-from .common import print_json
+from .common import print_json, table as new_table
 
 
 def _fits(task, models) -> list[str]:
@@ -20,11 +19,39 @@ def _source(task) -> str:
         return f"{task.kind} (batched torch)"
     if task.family == "doom":
         return f"ViZDoom {task.scenario} ({task.width}x{task.height}, frame skip {task.frame_skip})"
+    if task.family == "firefly":
+        return "firefly navigation (batched torch)"
     return f"{task.family} schedule"
 
 
+def _readable(names: list[str], load, h) -> tuple[list, int]:
+    """(name, spec) of the specs that load; each file that does not is reported in one line and skipped, so one
+    broken file of the user's does not hide the whole catalog."""
+    from ..errors import UserError
+    from .common import _warn
+
+    specs, broken = [], 0
+    for name in names:
+        try:
+            specs.append((name, load(name, h)))
+        except UserError as exc:
+            _warn(f"{exc}; skipped")
+            broken += 1
+    return specs, broken
+
+
+def _fail_if_broken(broken: int, kind: str) -> None:
+    if broken:
+        from ..errors import WorkFailed
+
+        raise WorkFailed(f"{broken} {kind} file(s) could not be read (see warnings above); the others are listed")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog="Examples:\n\n"
+                        "neurorl tasks\n"
+                        "neurorl tasks --json\n"
+                        "neurorl tasks --neurogym")
     def tasks(
         as_json: bool = typer.Option(False, "--json", help="Machine-readable listing."),
         neurogym: bool = typer.Option(False, "--neurogym", help="Also list every registered NeuroGym id (use as neurogym:<Id>)."),
@@ -34,10 +61,11 @@ def register(app: typer.Typer) -> None:
         from ..home import find_home
 
         h = find_home()
-        models = [catalog.load_model(n, h) for n in catalog.model_names(h)]
+        named_models, broken_models = _readable(catalog.model_names(h), catalog.load_model, h)
+        models = [m for _, m in named_models]
+        specs, broken = _readable(catalog.task_names(h), catalog.load_task, h)
         rows = []
-        for name in catalog.task_names(h):
-            spec = catalog.load_task(name, h)
+        for name, spec in specs:
             rows.append({
                 "name": name, "family": spec.family, "env": _source(spec),
                 "description": spec.description, "budget": {u: getattr(spec.budget, u) for u in spec.budget.units},
@@ -52,8 +80,9 @@ def register(app: typer.Typer) -> None:
             extra = [f"neurogym:{i}" for i in neurogym_env.registered_ids()]
         if as_json:
             print_json({"tasks": rows, "neurogym": extra} if neurogym else rows)
+            _fail_if_broken(broken + broken_models, "spec")
             return
-        table = Table("task", "env", "budget", "protocols (select)", "models that fit", title="tasks")
+        table = new_table("task", "env", "budget", "protocols (select)", "models that fit", title="tasks")
         for r in rows:
             protocols = ", ".join(f"{k} ({v['select']})" for k, v in r["protocols"].items())
             budget = ", ".join(f"{v:,} {u}" for u, v in r["budget"].items() if v)
@@ -63,19 +92,24 @@ def register(app: typer.Typer) -> None:
             out.print("NeuroGym ids (train any as neurogym:<Id>): " + ", ".join(extra))
         else:
             out.print("Any registered NeuroGym task also trains as neurogym:<Id> (list them: neurorl tasks --neurogym).")
+        _fail_if_broken(broken + broken_models, "spec")
 
-    @app.command()
+    @app.command(epilog="Examples:\n\n"
+                        "neurorl models\n"
+                        "neurorl models --json")
     def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable listing.")):
         """The model catalog: engine, algorithm, hyper-parameters."""
         from .app import out
         from ..home import find_home
 
         h = find_home()
-        specs = [catalog.load_model(n, h) for n in catalog.model_names(h)]
+        named, broken = _readable(catalog.model_names(h), catalog.load_model, h)
+        specs = [spec for _, spec in named]
         if as_json:
             print_json([s.model_dump() for s in specs])
+            _fail_if_broken(broken, "model")
             return
-        table = Table("model", "engine", "algorithm", "trains on", "hyper-parameters", title="models")
+        table = new_table("model", "engine", "algorithm", "trains on", "hyper-parameters", title="models")
         for s in specs:
             hyper = ", ".join(f"{k}={v}" for k, v in {**s.hyper, **getattr(s, "policy_kwargs", {})}.items())
             algo = f"{s.algo} / {s.policy}" if s.engine == "sb3" else s.algo
@@ -85,3 +119,4 @@ def register(app: typer.Typer) -> None:
             fits = "/".join(s.families) + (f" ({'/'.join(s.observations)} -> {'/'.join(s.actions)})" if s.engine == "sb3" else "")
             table.add_row(s.name, s.engine, algo, fits, hyper)
         out.print(table)
+        _fail_if_broken(broken, "model")

@@ -40,5 +40,16 @@ def _warn(msg: str) -> None:
     err.print(f"[yellow]warning:[/] {msg}")
 
 
+def table(*headers: str, **kwargs):
+    """A rich Table whose cells fold onto more lines where the terminal is narrow: names and
+    hashes are copied from it, so none is ever cut short with an ellipsis."""
+    from rich.table import Table
+
+    made = Table(*headers, **kwargs)
+    for column in made.columns:
+        column.overflow = "fold"
+    return made
+
+
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str, sort_keys=True))

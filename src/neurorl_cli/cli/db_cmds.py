@@ -6,11 +6,16 @@ from pathlib import Path
 
 import typer
 
-db_app = typer.Typer(help="The registry file: schema status, upgrades, backups.", no_args_is_help=True)
+db_app = typer.Typer(help="The registry file: schema status, upgrades, backups.", no_args_is_help=True,
+                     epilog="Examples:\n\n"
+                            "neurorl db status\n"
+                            "neurorl db backup registry-copy.db")
 
 
-@db_app.command()
-def status(as_json: bool = typer.Option(False, "--json")):
+@db_app.command(epilog="Examples:\n\n"
+                       "neurorl db status\n"
+                       "neurorl db status --json")
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Which registry is used, its schema revision and pending revisions (reads only)."""
     from ..registry.db import schema_state
     from .app import out
@@ -46,7 +51,9 @@ def status(as_json: bool = typer.Option(False, "--json")):
         out.print("runs      " + (", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "none"))
 
 
-@db_app.command()
+@db_app.command(epilog="Examples:\n\n"
+                       "neurorl db backup registry-copy.db\n"
+                       "neurorl db upgrade")
 def upgrade():
     """Apply pending schema revisions now (after a backup)."""
     from ..registry.db import ensure_writable, upgrade as do_upgrade
@@ -59,17 +66,24 @@ def upgrade():
     out.print(f"applied {', '.join(applied)}" if applied else "registry is up to date")
 
 
-@db_app.command()
-def backup(file: Path = typer.Argument(..., help="Where to write the copy (must not exist).")):
+@db_app.command(epilog="Examples:\n\n"
+                       "neurorl db backup registry-copy.db\n"
+                       "neurorl db backup ~/registry-before-upgrade.db")
+def backup(file: Path = typer.Argument(..., metavar="FILE", help="Where to write the copy (must not exist).")):
     """A consistent copy of the registry, safe while other commands write."""
     from ..errors import UserError
     from ..registry.db import backup as do_backup
     from .app import out
     from ..home import find_home
 
+    from ..outputs import file_to_write
+
     h = find_home()
     if not h.registry.exists():
         raise UserError(f"no registry at {h.registry} yet: nothing to back up")
+    if file.exists():
+        raise UserError(f"{file} exists already: give a new file name")
+    file_to_write(file, "backup")
     out.print(f"wrote {do_backup(h.registry, file)}")
 
 

@@ -6,16 +6,20 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval")
+    @app.command("eval", epilog="Examples:\n\n"
+                                "neurorl eval pdm --all-checkpoints\n"
+                                "neurorl eval pdm --all-checkpoints --protocol default --trials 200\n"
+                                "neurorl eval pdm --best\n"
+                                "neurorl eval pdm --best --json")
     def evaluate(
-        ref: str = typer.Argument(..., help="An experiment (id, --name or hash prefix) or a run (hash prefix)."),
+        ref: str = typer.Argument(..., metavar="EXPERIMENT|RUN", help="An experiment (e<id>, --name) or one run (r<id>); or a hash prefix."),
         all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Evaluate every checkpoint not yet evaluated."),
         best: bool = typer.Option(False, "--best", help="Show the best checkpoint per run and protocol."),
-        protocol: list[str] = typer.Option([], "--protocol", help="Protocol name(s); default all of the task's."),
-        trials: int = typer.Option(None, "--trials", help="Trials per checkpoint (default: the protocol's)."),
-        episodes: int = typer.Option(None, "--episodes", help="Episodes per checkpoint, for tasks evaluated in episodes (Doom)."),
-        device: str = typer.Option("cpu", "--device", help="Where the policy runs."),
-        as_json: bool = typer.Option(False, "--json"),
+        protocol: list[str] = typer.Option([], "--protocol", metavar="NAME", help="Protocol name(s); default all of the task's."),
+        trials: int = typer.Option(None, "--trials", metavar="N", help="Trials per checkpoint (default: the protocol's)."),
+        episodes: int = typer.Option(None, "--episodes", metavar="N", help="Episodes per checkpoint, for tasks evaluated in episodes (Doom)."),
+        device: str = typer.Option("cpu", "--device", metavar="DEVICE", help="Where the policy runs."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output of the best checkpoints."),
     ):
         """Evaluate checkpoints into the registry, or name the best ones."""
         from ..errors import UserError, WorkFailed
@@ -28,26 +32,36 @@ def register(app: typer.Typer) -> None:
         trials = trials if episodes is None else episodes  # a protocol counts one or the other
         if trials is not None and trials <= 0:
             raise UserError("--trials/--episodes must be positive")
+        if device != "cpu" and not device.startswith("cuda"):
+            raise UserError(f"--device {device}: use cpu or cuda")
+        if device.startswith("cuda"):
+            import torch
+
+            # The policy runs in this process: a missing GPU must not quietly become the CPU.
+            if not torch.cuda.is_available():
+                raise UserError(f"--device {device}: torch sees no CUDA GPU here; use --device cpu")
         _, engine = registry()
         if all_checkpoints:
             from ..evaluation import evaluate_all
 
             failures = evaluate_all(engine, ref, protocol, trials, device)
+            _show_best(engine, ref, protocol, as_json, quiet=True)
             if failures:
                 raise WorkFailed(f"{failures} checkpoint(s) could not be evaluated (see warnings above); the others were")
         else:
             _show_best(engine, ref, protocol, as_json)
 
 
-def _show_best(engine, ref: str, protocols: list[str], as_json: bool) -> None:
+def _show_best(engine, ref: str, protocols: list[str], as_json: bool, quiet: bool = False) -> None:
+    """The best checkpoint per run and protocol; `quiet` (after an evaluation) says nothing when
+    nothing is evaluated, since the evaluation said why."""
     import numpy as np
-    from rich.table import Table
     from sqlmodel import Session
 
     from ..errors import UserError
     from ..registry import queries
     from .app import out
-    from .common import print_json
+    from .common import print_json, table as new_table
 
     with Session(engine) as session:
         target = queries.target(session, ref)
@@ -62,11 +76,13 @@ def _show_best(engine, ref: str, protocols: list[str], as_json: bool) -> None:
                      "score": ev.score, "higher_is_better": ev.higher_is_better, "metrics": ev.metrics,
                      "checkpoint": ck.path})
     if not rows:
+        if quiet:
+            return
         raise UserError(f"nothing evaluated for '{ref}' yet: run `neurorl eval {ref} --all-checkpoints`")
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "seed", "protocol", "best step", "metric", "score", title=f"best checkpoints of {ref}")
+    table = new_table("run", "seed", "protocol", "best step", "metric", "score", title=f"best checkpoints of {ref}")
     for r in rows:
         table.add_row(str(r["run"]), str(r["seed"]), r["protocol"], f"{r['step']:,}", r["select"], f"{r['score']:.3f}")
     out.print(table)

@@ -19,9 +19,11 @@ def confirm(question: str, yes: bool) -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog="Examples:\n\n"
+                        "neurorl prune --dry-run\n"
+                        "neurorl prune pdm --yes")
     def prune(
-        refs: list[str] = typer.Argument(None, help="Runs or experiments (default: all)."),
+        refs: list[str] = typer.Argument(None, metavar="RUN|EXPERIMENT...", help="Runs or experiments (default: all)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted, delete nothing."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     ):

@@ -12,12 +12,15 @@ from .app import out
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog="Examples:\n\n"
+                        "neurorl report pdm\n"
+                        "neurorl report pdm --out figures/pdm --protocol default\n"
+                        "neurorl report --task perceptual-decision-making")
     def report(
-        ref: str = typer.Argument(None, help="Experiment or run: id, hash prefix or --name."),
-        task: str = typer.Option(None, "--task", help="Compare every experiment of this task instead."),
-        out_dir: Path = typer.Option(None, "--out", help="Folder for the page and figures (default report/<name>)."),
-        protocol: str = typer.Option(None, "--protocol", help="Only this evaluation protocol."),
+        ref: str = typer.Argument(None, metavar="EXPERIMENT|RUN", help="An experiment (e<id>, --name) or one run (r<id>); or a hash prefix."),
+        task: str = typer.Option(None, "--task", metavar="TASK", help="Compare every experiment of this task instead."),
+        out_dir: Path = typer.Option(None, "--out", metavar="DIR", help="Folder for the page and figures (default report/<name>)."),
+        protocol: str = typer.Option(None, "--protocol", metavar="NAME", help="Only this evaluation protocol."),
     ) -> None:
         """Write figures (PNG, SVG, CSV) and one self-contained index.html."""
         from .. import api
@@ -26,6 +29,10 @@ def register(app: typer.Typer) -> None:
 
         if (ref is None) == (task is None):
             raise UserError("give an experiment or run (REF), or --task T, but not both")
+        if out_dir is not None:
+            from ..outputs import folder_to_write
+
+            folder_to_write(out_dir, "--out")
         registry = api.Registry(open_registry()[1])
         if task is not None:
             made = reports.task_report(registry, task, out_dir, protocol)

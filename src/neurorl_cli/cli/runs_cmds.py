@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a matrix, remove some.", no_args_is_help=True)
+from .common import table as new_table
+
+runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a matrix, remove some.", no_args_is_help=True,
+                       epilog="Examples:\n\n"
+                              "neurorl runs list\n"
+                              "neurorl runs show r1\n"
+                              "neurorl runs matrix")
 
 
 def _run_row(run, exp) -> dict:
     from ..catalog import budget_total
 
     return {
-        "id": run.id, "experiment": exp.id, "experiment_name": exp.name, "experiment_hash": exp.config_hash,
+        "id": run.id, "ref": f"r{run.id}", "experiment": exp.id, "experiment_ref": f"e{exp.id}", "experiment_name": exp.name, "experiment_hash": exp.config_hash,
         "run_hash": run.run_hash, "task": exp.task, "model": exp.model, "seed": run.seed, "status": run.status,
         "attempt": run.attempt, "steps": run.steps_done, "budget": budget_total(exp.config)[1],
         "budget_unit": budget_total(exp.config)[0],
         "device": run.device, "host": run.host, "launcher": run.launcher, "job_id": run.job_id, "run_dir": run.run_dir,
-        "error": run.error, "created": run.created, "started": run.started, "ended": run.ended,
+        "error": run.error, "outcome": run.outcome, "created": run.created, "started": run.started, "ended": run.ended,
     }
 
 
-@runs_app.command("list")
+@runs_app.command("list", epilog="Examples:\n\n"
+                                 "neurorl runs list\n"
+                                 "neurorl runs list --task perceptual-decision-making --status completed\n"
+                                 "neurorl runs list --model ppo --json")
 def list_runs(
-    task: str = typer.Option(None, "--task"),
-    model: str = typer.Option(None, "--model"),
-    status: str = typer.Option(None, "--status"),
+    task: str = typer.Option(None, "--task", metavar="TASK", help="Only runs of this task."),
+    model: str = typer.Option(None, "--model", metavar="MODEL", help="Only runs of this model."),
+    status: str = typer.Option(None, "--status", metavar="STATUS", help="Only runs in this status (queued, running, completed, ...)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable listing."),
 ):
     """Runs, newest last, with their status and progress."""
@@ -51,16 +59,19 @@ def list_runs(
     if as_json:
         print_json(rows)
         return
-    table = Table("run", "experiment", "task", "model", "seed", "status", "attempt", "progress")
+    table = new_table("run", "experiment", "task", "model", "seed", "status", "attempt", "progress")
     for r in rows:
         label = r["experiment_name"] or r["experiment_hash"][:12]
-        table.add_row(str(r["id"]), f"{r['experiment']} {label}", r["task"], r["model"], str(r["seed"]),
-                      r["status"], str(r["attempt"]), f"{r['steps']:,}/{r['budget']:,} {r['budget_unit']}")
+        table.add_row(r["ref"], f"{r['experiment_ref']} {label}", r["task"], r["model"], str(r["seed"]),
+                      r["status"] + (" (flagged)" if r["outcome"] else ""), str(r["attempt"]), f"{r['steps']:,}/{r['budget']:,} {r['budget_unit']}")
     out.print(table)
 
 
-@runs_app.command("show")
-def show(ref: str = typer.Argument(..., help="Run id or hash prefix."), as_json: bool = typer.Option(False, "--json")):
+@runs_app.command("show", epilog="Examples:\n\n"
+                                 "neurorl runs show r1\n"
+                                 "neurorl runs show r1 --json")
+def show(ref: str = typer.Argument(..., metavar="RUN", help="A run: r<id> (as `runs list` shows it) or a hash prefix."),
+         as_json: bool = typer.Option(False, "--json", help="Machine-readable, with every installed package's version.")):
     """One run: config, status, checkpoints, best checkpoint per protocol, latest metrics."""
     from sqlmodel import Session, select
 
@@ -88,12 +99,14 @@ def show(ref: str = typer.Argument(..., help="Run id or hash prefix."), as_json:
     if as_json:
         print_json(info)
         return
-    out.print(f"run {info['id']} ({info['run_hash'][:12]}) of experiment {info['experiment']} "
+    out.print(f"run {info['ref']} ({info['run_hash'][:12]}) of experiment {info['experiment_ref']} "
               f"{info['experiment_name'] or info['experiment_hash'][:12]}")
     out.print(f"  {info['task']} x {info['model']}, seed {info['seed']}, attempt {info['attempt']}")
     out.print(f"  status {info['status']}, {info['steps']:,}/{info['budget']:,} {info['budget_unit']}, device {info['device'] or '-'}, host {info['host'] or '-'}")
     if info["error"]:
         out.print(f"  error: {info['error']}")
+    if info["outcome"]:
+        out.print(f"  outcome: {info['outcome']}")
     out.print(f"  run dir {info['run_dir']}")
     out.print(f"  checkpoints: {len(info['checkpoints'])}" + (
         f" (steps {info['checkpoints'][0]['step']:,} .. {info['checkpoints'][-1]['step']:,})" if info["checkpoints"] else ""))
@@ -101,7 +114,7 @@ def show(ref: str = typer.Argument(..., help="Run id or hash prefix."), as_json:
         for protocol, b in info["best"].items():
             out.print(f"  best under '{protocol}': step {b['step']:,}, {b['select']} {b['score']:.3f}")
     else:
-        out.print(f"  no evaluation yet: neurorl eval {info['id']} --all-checkpoints")
+        out.print(f"  no evaluation yet: neurorl eval {info['ref']} --all-checkpoints")
     for key in ("perf/trial_performance", "train/episode_reward", "train/steps_per_s"):
         if key in info["latest_metrics"]:
             out.print(f"  latest {key} = {info['latest_metrics'][key]:.4g}")
@@ -115,7 +128,9 @@ def _best_text(best: dict) -> str:
     return f"best {b['select']} {b['score']:.3g} (run {b['run']} step {b['step']:,})"
 
 
-@runs_app.command("matrix")
+@runs_app.command("matrix", epilog="Examples:\n\n"
+                                   "neurorl runs matrix\n"
+                                   "neurorl runs matrix --experiments --json")
 def matrix(
     experiments: bool = typer.Option(False, "--experiments", help="One row per experiment (each config of a grid)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable cells."),
@@ -137,7 +152,7 @@ def matrix(
         out.print("no runs yet: `neurorl train TASK MODEL`")
         return
     if experiments:
-        table = Table("experiment", "task", "model", "overrides", "seeds", "completed", "running", "failed", "best")
+        table = new_table("experiment", "task", "model", "overrides", "seeds", "completed", "running", "failed", "best")
         for c in cells:
             label = c["name"] or c["hash"][:12]
             overrides = ", ".join(f"{k}={v}" for k, v in sorted(c["overrides"].items())) or "-"
@@ -146,7 +161,7 @@ def matrix(
         out.print(table)
         return
     models = sorted({c["model"] for c in cells})
-    table = Table("task", *models, title="seeds completed / running / failed; best evaluation")
+    table = new_table("task", *models, title="seeds completed / running / failed; best evaluation")
     for task in sorted({c["task"] for c in cells}):
         row = [task]
         for model in models:
@@ -156,9 +171,11 @@ def matrix(
     out.print(table)
 
 
-@runs_app.command("rm")
+@runs_app.command("rm", epilog="Examples:\n\n"
+                               "neurorl runs rm r3 r4\n"
+                               "neurorl runs rm pdm --yes")
 def remove(
-    refs: list[str] = typer.Argument(..., help="Runs (ids or hash prefixes); an experiment name removes all its runs."),
+    refs: list[str] = typer.Argument(..., metavar="RUN...", help="Runs (r<id> or hash prefixes); an experiment (e<id> or --name) removes all its runs."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     force: bool = typer.Option(False, "--force", help="Also runs still queued or running (their workers are not stopped)."),
 ):
@@ -179,7 +196,7 @@ def remove(
     if active and not force:
         raise UserError(f"runs {', '.join(map(str, active))} are queued or running: stop them first, or add --force")
     plan = plan_remove(runs)
-    out.print(f"removing {len(runs)} runs ({', '.join(str(r.id) for r in runs)}) frees {human(plan.bytes)} "
+    out.print(f"removing {len(runs)} runs ({', '.join(f'r{r.id}' for r in runs)}) frees {human(plan.bytes)} "
               f"in {len(plan.folders)} run directories")
     for folder in plan.strangers:
         out.print(f"  {folder} does not look like a run directory: left in place")

@@ -12,36 +12,42 @@ LAUNCHERS = ("local", "slurm", "submitit-local")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog="Examples:\n\n"
+                        "neurorl train perceptual-decision-making ppo --seeds 0-2 --name pdm\n"
+                        "neurorl train harlow meta-a2c-lstm --trials 60000 --checkpoint-every 20000\n"
+                        "neurorl train go-no-go ppo --set model.learning_rate=1e-4,3e-4\n"
+                        "neurorl train go-no-go ppo --set 'model.net_arch=[128,128]'\n"
+                        "neurorl train doom-basic retinal-simple --steps 200000 --seeds 0-1 --jobs 2\n"
+                        "neurorl train --resume r3")
     def train(
-        task: str = typer.Argument(None, help="Catalog task, neurogym:<Id>, or a task spec file."),
-        model: str = typer.Argument(None, help="Catalog model or a model spec file."),
-        seeds: str = typer.Option("0", "--seeds", help="Seeds: 0-4, 3 or 0,2,5."),
-        set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (bare commas make a grid)."),
-        steps: int = typer.Option(None, "--steps", help="Budget in agent steps (default: the task's)."),
-        trials: int = typer.Option(None, "--trials", help="Budget in trials, for tasks that count trials."),
-        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps (or trials)."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        jobs: int = typer.Option(1, "--jobs", help="Worker processes at once (local and submitit-local)."),
-        launcher: str = typer.Option("local", "--launcher", help="local, slurm, or submitit-local (the Slurm code path on this machine)."),
-        resume: str = typer.Option(None, "--resume", help="Continue a crashed/cancelled/failed RUN from its last checkpoint."),
+        task: str = typer.Argument(None, metavar="TASK", help="Catalog task, neurogym:<Id>, or a task spec file."),
+        model: str = typer.Argument(None, metavar="MODEL", help="Catalog model or a model spec file."),
+        seeds: str = typer.Option("0", "--seeds", metavar="SEEDS", help="Seeds: 0-4, 3 or 0,2,5."),
+        set_: list[str] = typer.Option([], "--set", metavar="K=V", help="Override: section.key=value (bare commas make a grid)."),
+        steps: int = typer.Option(None, "--steps", metavar="N", help="Budget in agent steps (default: the task's)."),
+        trials: int = typer.Option(None, "--trials", metavar="N", help="Budget in trials, for tasks that count trials."),
+        checkpoint_every: int = typer.Option(None, "--checkpoint-every", metavar="N", help="Checkpoint every N steps (or trials)."),
+        device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu or cuda."),
+        jobs: int = typer.Option(1, "--jobs", metavar="N", help="Worker processes at once (local and submitit-local)."),
+        launcher: str = typer.Option("local", "--launcher", metavar="LAUNCHER", help="local, slurm, or submitit-local (the Slurm code path on this machine)."),
+        resume: str = typer.Option(None, "--resume", metavar="RUN", help="Continue a crashed/cancelled/failed RUN from its last checkpoint."),
         force: bool = typer.Option(False, "--force", help="Train again even where a completed run exists (a new run row)."),
-        name: str = typer.Option(None, "--name", help="A name for the experiment."),
-        tag: list[str] = typer.Option([], "--tag", help="Labels for the experiment."),
-        profile: Path = typer.Option(None, "--profile", help="Cluster resources from a TOML file (default: $NEURORL_HOME/slurm.toml)."),
-        partition: str = typer.Option(None, "--partition", help="Slurm partition."),
-        time_: str = typer.Option(None, "--time", help="Time limit per job: minutes or HH:MM:SS (default 4 h); near it a job checkpoints and is requeued."),
-        gpus: int = typer.Option(None, "--gpus", help="GPUs per job."),
-        cpus: int = typer.Option(None, "--cpus", help="CPUs per job."),
-        mem: str = typer.Option(None, "--mem", help="Memory per job: 16G, 512M."),
-        array_parallelism: int = typer.Option(None, "--array-parallelism", help="Jobs of the Slurm array running at once."),
-        container: str = typer.Option(None, "--container", help="Run each worker in this Apptainer image (apptainer exec --nv)."),
+        name: str = typer.Option(None, "--name", metavar="NAME", help="A name for the experiment."),
+        tag: list[str] = typer.Option([], "--tag", metavar="TAG", help="Labels for the experiment."),
+        profile: Path = typer.Option(None, "--profile", metavar="FILE", help="Cluster resources from a TOML file (default: $NEURORL_HOME/slurm.toml)."),
+        partition: str = typer.Option(None, "--partition", metavar="NAME", help="Slurm partition."),
+        time_: str = typer.Option(None, "--time", metavar="TIME", help="Time limit per job: minutes or HH:MM:SS (default 4 h); near it a job checkpoints and is requeued."),
+        gpus: int = typer.Option(None, "--gpus", metavar="N", help="GPUs per job."),
+        cpus: int = typer.Option(None, "--cpus", metavar="N", help="CPUs per job."),
+        mem: str = typer.Option(None, "--mem", metavar="SIZE", help="Memory per job: 16G, 512M."),
+        array_parallelism: int = typer.Option(None, "--array-parallelism", metavar="N", help="Jobs of the Slurm array running at once."),
+        container: str = typer.Option(None, "--container", metavar="FILE", help="Run each worker in this Apptainer image (apptainer exec --nv)."),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait with progress (default), or submit and return (slurm, submitit-local)."),
     ):
         """Train TASK with MODEL for each seed; completed runs with the same config are not trained again."""
         from .. import catalog, training
         from .app import err, out
-        from .common import registry
+        from .common import _warn, registry
 
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise UserError(f"--device {device}: use auto, cpu or cuda")
@@ -87,14 +93,19 @@ def register(app: typer.Typer) -> None:
             configs = catalog.resolve(task_spec, model_spec, set_, steps, checkpoint_every, trials)
             for config in configs:
                 catalog.check_pair(config)  # before anything is stored
+                training.check_settings(config)
+            from ..backends.base import budget_notice
+
+            for note in dict.fromkeys(filter(None, map(budget_notice, configs))):
+                err.print(f"note: {note}")
             home, engine = registry()
             plan = training.plan(engine, home, configs, seed_list, name, tag, force, launcher)
             for run in plan.skipped:
-                out.print(f"run {run.id} (seed {run.seed}) completed already: not trained again (--force trains a new run)")
+                out.print(f"run r{run.id} (seed {run.seed}) completed already: not trained again (--force trains a new run)")
             runs = plan.to_train
             for exp in plan.experiments:
                 label = f" '{exp.name}'" if exp.name else ""
-                out.print(f"experiment {exp.id}{label} {exp.config_hash[:12]}: {exp.task} x {exp.model}")
+                out.print(f"experiment e{exp.id}{label} {exp.config_hash[:12]}: {exp.task} x {exp.model}")
         if not runs:
             return
         from ..provenance import launch_side
@@ -102,7 +113,7 @@ def register(app: typer.Typer) -> None:
         container_info = {"image": str(Path(res.container).resolve()), "digest": digest} if res and res.container else None
         provenance = launch_side(Path.cwd(), container_info)
         threads = training.cpu_threads(min(jobs, len(runs))) if launcher != "slurm" else None
-        training.write_run_files(engine, runs, device, threads, provenance=provenance, launcher=launcher)
+        training.write_run_files(engine, runs, device, threads, provenance=provenance, launcher=launcher, warn=_warn)
         totals = _totals(engine, runs)
         try:
             if launcher == "local":
@@ -117,17 +128,22 @@ def register(app: typer.Typer) -> None:
                                                 jobs=jobs, digest=digest)
                 statuses = dispatcher.run(runs, totals, wait=wait)
         except KeyboardInterrupt:
-            raise Interrupted(f"runs {', '.join(str(r.id) for r in runs)} marked cancelled; continue one with `neurorl train --resume RUN`") from None
+            raise Interrupted(f"runs {', '.join(f'r{r.id}' for r in runs)} marked cancelled; continue one with `neurorl train --resume RUN`") from None
         if not wait:
             for run in runs:
-                out.print(f"run {run.id} seed {run.seed}: submitted as job {_job_id(engine, run.id)}  ({run.run_dir})")
+                out.print(f"run r{run.id} seed {run.seed}: submitted as job {_job_id(engine, run.id)}  ({run.run_dir})")
             out.print("follow them with `neurorl runs list` (it ingests their run logs)")
             return
         for run in runs:
-            out.print(f"run {run.id} seed {run.seed}: {statuses[run.id]}  ({run.run_dir})")
-        bad = [rid for rid, s in statuses.items() if s != "completed"]
+            out.print(f"run r{run.id} seed {run.seed}: {statuses[run.id]}  ({run.run_dir})")
+        bad = [run for run in runs if statuses[run.id] != "completed"]
+        whys = [_why(engine, run, statuses[run.id], alone=len(bad) == 1) for run in bad]
+        if len(bad) == 1:
+            raise WorkFailed(whys[0])
         if bad:
-            raise WorkFailed(f"{len(bad)} of {len(runs)} runs did not complete: see `neurorl runs show RUN`")
+            for why in whys:
+                err.print(why)
+            raise WorkFailed(f"{len(bad)} of {len(runs)} runs did not complete (above)")
 
 
 def _cluster(home, launcher: str, profile: Path | None, options: dict):
@@ -150,6 +166,21 @@ def _cluster(home, launcher: str, profile: Path | None, options: dict):
         digest = file_digest(image, home.root / "cache" / "image-digests.json")
         res.container = str(image.resolve())
     return res, digest
+
+
+def _why(engine, run, status: str, alone: bool) -> str:
+    """One line on a run that did not complete: the error its worker recorded, and where the rest is.
+    Alone it is the `failed:` line itself, which need not say `failed` twice."""
+    with engine.connect() as conn:
+        error = conn.exec_driver_sql("SELECT error FROM run WHERE id = ?", (run.id,)).scalar()
+        conn.rollback()
+    from ..launch.local import WORKER_LOG
+
+    error = " ".join((error or "no error was recorded").split())
+    log = Path(run.run_dir) / WORKER_LOG
+    more = f"traceback in {log}" if log.is_file() else f"`neurorl runs show r{run.id}`"
+    said = "" if alone and status == "failed" else f" {status}"
+    return f"run r{run.id}{said}: {error[:500]} ({more})"
 
 
 def _job_id(engine, run_id: int) -> str:

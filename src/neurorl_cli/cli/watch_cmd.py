@@ -17,16 +17,19 @@ DOOM_MAX_FRAMES = 1050  # Doom GIFs stop here (a 2100-tic episode at frame skip 
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog="Examples:\n\n"
+                        "neurorl watch r1 --gif run1.gif\n"
+                        "neurorl watch r1 --checkpoint latest --trials 3\n"
+                        "neurorl watch r1 --checkpoint 20000 --protocol default --seed 7")
     def watch(
-        ref: str = typer.Argument(..., help="Run: id or hash prefix."),
-        checkpoint: str = typer.Option("best", "--checkpoint", help="best (needs an evaluation), latest, or a step."),
-        gif: Path = typer.Option(None, "--gif", help="Write an animated GIF here (default watch-run<ID>-step<STEP>.gif; conditioning: watch-run<ID>-type<T>.gif)."),
+        ref: str = typer.Argument(..., metavar="RUN", help="A run: r<id> or a hash prefix."),
+        checkpoint: str = typer.Option("best", "--checkpoint", metavar="best|latest|STEP", help="best (needs an evaluation), latest, or a step."),
+        gif: Path = typer.Option(None, "--gif", metavar="FILE", help="Write an animated GIF here (default watch-run<ID>-step<STEP>.gif; conditioning: watch-run<ID>-type<T>.gif)."),
         live: bool = typer.Option(False, "--live", help="Animate in a window (needs a display)."),
-        trials: int = typer.Option(None, "--trials", min=1, max=200, help=f"How many trials to show (default {NEUROGYM_TRIALS}; conditioning runs: at most this many frames, default {MAX_FRAMES}; Doom runs: episodes, default 1, at most {DOOM_MAX_FRAMES} frames)."),
-        trial_type: int = typer.Option(0, "--trial-type", min=0, help="Conditioning runs: the trial type to animate."),
-        protocol: str = typer.Option(None, "--protocol", help="Protocol that picks the best checkpoint and sets the environment."),
-        seed: int = typer.Option(None, "--seed", help="Environment seed (default: the protocol's)."),
+        trials: int = typer.Option(None, "--trials", min=1, max=200, metavar="N", help=f"How many trials to show (default {NEUROGYM_TRIALS}; conditioning runs: at most this many frames, default {MAX_FRAMES}; Doom runs: episodes, default 1, at most {DOOM_MAX_FRAMES} frames)."),
+        trial_type: int = typer.Option(0, "--trial-type", min=0, metavar="N", help="Conditioning runs: the trial type to animate."),
+        protocol: str = typer.Option(None, "--protocol", metavar="NAME", help="Protocol that picks the best checkpoint and sets the environment."),
+        seed: int = typer.Option(None, "--seed", metavar="N", help="Environment seed (default: the protocol's)."),
     ) -> None:
         """Run a checkpoint (recurrent state carried) and show what it sees and does.
 
@@ -42,6 +45,10 @@ def register(app: typer.Typer) -> None:
 
         if live and not watching.has_display():
             raise UserError("no display here (neither DISPLAY nor WAYLAND_DISPLAY is set): use --gif FILE")
+        if gif is not None:
+            from ..outputs import file_to_write
+
+            file_to_write(gif, "--gif")
         registry = api.Registry(open_registry()[1])
         with registry.session() as session:
             run = queries.run(session, ref)
@@ -71,7 +78,7 @@ def register(app: typer.Typer) -> None:
         env_seed = env_seed if seed is None else seed
         records = panels.record_trials(policy, env_spec, trials, env_seed)
         names = panels.observation_names(env_spec)
-        title = f"run {run.id} (seed {run.seed}), checkpoint step {ckpt.step}, env seed {env_seed}"
+        title = f"run r{run.id} (seed {run.seed}), checkpoint step {ckpt.step}, env seed {env_seed}"
         duration = watching.frame_duration_ms(env_spec)
         if gif is not None or not live:
             target = gif or Path(f"watch-run{run.id}-step{ckpt.step}.gif")
@@ -105,7 +112,7 @@ def _watch_episode(registry, run, ref: str, config: dict, ckpt, policy, protocol
     episode = metarl.record_episode(policy, config["task"], env_seed, spec.get("kwargs") or None,
                                     deterministic=spec.get("actions", "greedy") == "greedy")
     episode = episode[episode["trial"] <= trials]
-    title = f"run {run.id} (seed {run.seed}), step {ckpt.step}, {protocol}, env seed {env_seed}"
+    title = f"run r{run.id} (seed {run.seed}), step {ckpt.step}, {protocol}, env seed {env_seed}"
     frames = metarl.render_frames(episode, config["task"], title)
     if gif is not None or not live:
         target = gif or Path(f"watch-run{run.id}-step{ckpt.step}.gif")
@@ -126,7 +133,7 @@ def _watch_firefly(registry, run, ref: str, config: dict, ckpt, path: Path, prot
     spec = dict(config["task"]["protocols"][protocol])
     env_seed = int(spec.get("seed", 0)) if seed is None else seed
     recording = firefly.record(config, path, {**spec, "seed": env_seed}, trials=trials)
-    title = f"run {run.id} (seed {run.seed}), step {ckpt.step}, {protocol}"
+    title = f"run r{run.id} (seed {run.seed}), step {ckpt.step}, {protocol}"
     frames = firefly.render_frames(recording, title, trials)
     if gif is not None or not live:
         target = gif or Path(f"watch-run{run.id}-step{ckpt.step}.gif")
@@ -175,9 +182,9 @@ def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, t
     try:
         sim = conditioning.load_simulation(run.run_dir)
     except FileNotFoundError:
-        raise UserError(f"run {run.id} has no simulation yet (status {run.status}): it is written when the run completes") from None
+        raise UserError(f"run r{run.id} has no simulation yet (status {run.status}): it is written when the run completes") from None
     max_frames = trials or MAX_FRAMES
-    title = f"run {run.id} (seed {run.seed})"
+    title = f"run r{run.id} (seed {run.seed})"
     try:
         conditioning.animation_trials(sim, trial_type, None, max_frames)
     except ValueError as exc:

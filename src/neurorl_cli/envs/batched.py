@@ -16,14 +16,17 @@ at this step) and the per-trial fields each task defines (`correct`, `choice`, .
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import typing
 from abc import ABC, abstractmethod
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # kind (the task spec's `kind`) -> class
 KINDS = {
@@ -120,12 +123,29 @@ def single_env(kind: str) -> type[SingleEnv]:
     return {cls.kind: cls for cls in SingleEnv.__subclasses__()}[kind]
 
 
+@functools.cache
+def settings_schema(cls: type) -> type[BaseModel]:
+    """The settings a task spec may give an environment class: its constructor's keyword
+    parameters, typed by their annotations, bounded by the class's `BOUNDS`, never nan or inf.
+    Made from the constructor so that a new parameter is in the schema (and its tests) at once."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {
+        name: (hints.get(name, Any), Field(p.default, **cls.BOUNDS.get(name, {})))
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "n", "seed", "device") and p.default is not inspect.Parameter.empty
+    }
+    config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    return create_model(f"{cls.__name__}Settings", __config__=config, **fields)
+
+
 def check(kind: str, kwargs: dict) -> None:
-    """Raise ValueError when `kwargs` do not make a valid environment of this kind."""
+    """Raise ValueError (a pydantic ValidationError for a value out of its bounds) when `kwargs`
+    do not make a valid environment of this kind."""
     known = env_kwargs(kind)
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)} for a {kind} task; known: {', '.join(known)}")
+    settings_schema(env_class(kind)).model_validate(kwargs)
     env_class(kind)(n=1, seed=0, **kwargs)
 
 

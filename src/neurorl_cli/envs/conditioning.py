@@ -20,7 +20,7 @@ PROBABILITY_SLACK = 1e-3  # probabilities written with three decimals still coun
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FixedSize(_Strict):

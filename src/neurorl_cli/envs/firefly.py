@@ -78,6 +78,12 @@ def arc_length(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class Firefly:
     obs_dim = 6
     action_dim = 2
+    # Bounds of the settings a task spec may give (batched.settings_schema); r_min <= r_max the
+    # constructor checks. A gain of 0 would freeze the agent, a negative one mirror its joystick.
+    BOUNDS = {"gain": {"gt": 0}, "process_noise": {"ge": 0}, "observation_noise": {"ge": 0},
+              "target_visible_steps": {"ge": 0}, "max_steps": {"ge": 1}, "reward_scale": {"gt": 0},
+              "goal_radius": {"gt": 0}, "r_min": {"gt": 0}, "r_max": {"gt": 0},
+              "max_angle": {"ge": 0, "le": 180}, "copies": {"ge": 1}}
 
     def __init__(
         self,

@@ -54,6 +54,11 @@ def fixation_image(size: int) -> torch.Tensor:
 
 class Harlow(BatchedEnv):
     n_actions = 2
+    # Bounds of the settings a task spec may give (batched.settings_schema); what involves
+    # several settings (an even number of trials) the constructor checks.
+    BOUNDS = {"train_objects": {"ge": 2}, "test_objects": {"ge": 2}, "pool_seed": {"ge": 0},
+              "feature_dim": {"ge": 1}, "image_size": {"ge": 4}, "trials": {"ge": 2},
+              "fixation_steps": {"ge": 0}, "iti_steps": {"ge": 0}}
 
     def __init__(
         self,

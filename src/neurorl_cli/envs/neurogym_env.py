@@ -151,12 +151,24 @@ def space_kind(space: gym.Space, role: str) -> str:
 
 
 def spaces(env_spec: dict) -> tuple[str, str, gym.Space, gym.Space]:
-    env = make_env(env_spec, seed=0)
+    """The spaces of a task's environment, once it has been built, reset and stepped: settings the
+    task refuses only then (NeuroGym checks little in its constructors) are refused here, before a
+    run is stored, rather than in the worker."""
+    name = env_spec.get("id") or env_spec.get("entry_point")
     try:
-        obs, act = env.observation_space, env.action_space
-        return space_kind(obs, "observation"), space_kind(act, "action"), obs, act
-    finally:
-        env.close()
+        env = make_env(env_spec, seed=0)
+        try:
+            env.reset()
+            env.step(env.action_space.sample())
+        finally:
+            env.close()
+    except UserError:
+        raise
+    except Exception as exc:  # whatever the task's own code raises: it refuses these settings
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise UserError(f"task env {name}: refuses its settings (env.kwargs, env.wrappers): {type(exc).__name__}: {first}") from exc
+    obs, act = env.observation_space, env.action_space
+    return space_kind(obs, "observation"), space_kind(act, "action"), obs, act
 
 
 class NeuroGymBatch:

@@ -24,6 +24,9 @@ S1, S2, S3 = 0, 1, 2
 class TwoStep(BatchedEnv):
     n_actions = 2
     stimulus_dim = 3
+    # Bounds of the settings a task spec may give (batched.settings_schema).
+    BOUNDS = {"trials": {"ge": 1}, "common_prob": {"ge": 0, "le": 1}, "reward_high": {"ge": 0, "le": 1},
+              "reward_low": {"ge": 0, "le": 1}, "switch_prob": {"ge": 0, "le": 1}}
 
     def __init__(
         self,

@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import unicodedata
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import UserError
 from ..home import Home
@@ -32,20 +34,56 @@ PROFILE_NAME = "slurm.toml"
 DEFAULT_TIME_MIN = 240
 
 
+# Every value below ends up in the sbatch script, one `#SBATCH --key=value` or setup line each:
+# a newline (or any control character) in one would start a line of its own, run by the job's
+# shell. So they are checked when the profile and options are read, before anything is stored.
+def one_line(value: str) -> str:
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"{value!r} holds a control character ({bad!r}); give it on one line")
+    return value
+
+
+def slurm_name(value: str) -> str:
+    """A partition, account or QOS name (a partition may be a comma-separated list of them)."""
+    one_line(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", value):
+        raise ValueError(f"{value!r} is not a Slurm name: use letters, digits and . _ + - (commas between names)")
+    return value
+
+
+def sbatch_option(key: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
+        raise ValueError(f"{key!r} is not an sbatch option name: use its long name without the leading dashes, e.g. constraint")
+    return key
+
+
+def sbatch_value(value: str | int | bool) -> str | int | bool:
+    if value is False:  # would be written as `--option=False`
+        raise ValueError("false: leave the option out instead")
+    return one_line(value) if isinstance(value, str) else value
+
+
+Line = Annotated[str, AfterValidator(one_line)]
+SlurmName = Annotated[str, AfterValidator(slurm_name)]
+SbatchOption = Annotated[str, AfterValidator(sbatch_option)]
+SbatchValue = Annotated[str | int | bool, AfterValidator(sbatch_value)]
+
+
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    partition: str | None = None
+    partition: SlurmName | None = None
     time: int | None = Field(None, ge=1, description="minutes")
     gpus: int | None = Field(None, ge=0)
     cpus: int | None = Field(None, ge=1)
-    mem: float | None = Field(None, gt=0, description="GB")
+    mem: float | None = Field(None, gt=0, allow_inf_nan=False, description="GB")
     array_parallelism: int | None = Field(None, ge=1)
-    account: str | None = None
-    qos: str | None = None
-    container: str | None = None
-    setup: list[str] = Field(default_factory=list)
-    sbatch: dict[str, str | int | bool] = Field(default_factory=dict)
+    account: SlurmName | None = None
+    qos: SlurmName | None = None
+    container: Line | None = None
+    setup: list[Line] = Field(default_factory=list)  # one shell line each
+    sbatch: dict[SbatchOption, SbatchValue] = Field(default_factory=dict)
 
     @field_validator("time", mode="before")
     @classmethod
@@ -67,7 +105,7 @@ def parse_time(text: str) -> int:
     text = text.strip()
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
     if not match:
-        raise ValueError(f"time '{text}': use minutes, HH:MM:SS or D-HH:MM:SS")
+        raise ValueError(f"time {text!r}: use minutes, HH:MM:SS or D-HH:MM:SS")
     days, a, b, c = (int(g) if g else None for g in match.groups())
     if days is not None:  # D-HH[:MM[:SS]]
         seconds = days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
@@ -84,7 +122,7 @@ def parse_mem(text: str) -> float:
     """`16G`, `512M`, `1T` or a bare number of GB, as GB."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", text.upper())
     if not match:
-        raise ValueError(f"mem '{text}': use e.g. 16G, 512M or a number of GB")
+        raise ValueError(f"mem {text!r}: use e.g. 16G, 512M or a number of GB")
     value, unit = float(match.group(1)), match.group(2) or "G"
     return value * {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}[unit]
 
@@ -102,12 +140,16 @@ def load_profile(path: Path) -> Resources:
         return Resources.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise UserError(f"profile {path}, field '{field}': {first['msg']}") from exc
+        field = ".".join(_printable(p) for p in first["loc"] if p != "[key]") or "(top level)"
+        raise UserError(f"profile {path}, field '{field}': {_message(first)}") from exc
 
 
 def resources(home: Home, profile: Path | None, **options) -> Resources:
     """The profile (given, or the home's slurm.toml), with command-line options on top."""
+    try:  # job logs go under the runs folder, named in the sbatch script too
+        one_line(str(home.runs))
+    except ValueError as exc:
+        raise UserError(f"runs folder (NEURORL_RUNS or NEURORL_HOME): {exc}") from exc
     base = Resources()
     if profile is not None:
         base = load_profile(profile)
@@ -119,4 +161,14 @@ def resources(home: Home, profile: Path | None, **options) -> Resources:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]).replace("_", "-")
-        raise UserError(f"--{field}: {first['msg']}") from exc
+        raise UserError(f"--{field}: {_message(first)}") from exc
+
+
+def _printable(part) -> str:
+    """A field name as one printable line (a bad sbatch option name is itself part of the path)."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)
+
+
+def _message(error: dict) -> str:
+    return error["msg"].removeprefix("Value error, ")

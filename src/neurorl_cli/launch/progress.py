@@ -14,7 +14,7 @@ def bars(console: Console, runs, total_steps: dict[int, int]) -> tuple[Progress,
         console=console, transient=False,
     )
     tasks = {
-        r.id: progress.add_task(f"run {r.id} seed {r.seed}", total=total_steps[r.id], rate="", perf="", status="queued")
+        r.id: progress.add_task(f"run r{r.id} seed {r.seed}", total=total_steps[r.id], rate="", perf="", status="queued")
         for r in runs
     }
     return progress, tasks

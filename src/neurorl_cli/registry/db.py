@@ -17,7 +17,8 @@ from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event
 
 from ..catalog import bundled_dir
-from ..errors import UserError
+from ..atomic import CannotWrite
+from ..errors import UserError, WorkFailed
 from ..home import Home, find_home
 
 BUSY_TIMEOUT_MS = 60_000
@@ -55,15 +56,41 @@ def known_revisions() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
+def _damaged(path: Path, why: str) -> WorkFailed:
+    return WorkFailed(f"the registry {path} is damaged ({why}); nothing was changed: restore a copy "
+                      f"(`neurorl db backup FILE` makes one; each schema upgrade leaves one in {path.parent / 'backups'}), "
+                      "or set NEURORL_HOME elsewhere")
+
+
+def check_intact(path: Path) -> None:
+    """A registry that is not an SQLite file, or is shorter than its header says (a truncated
+    copy), is reported before any command reads half of it. Reads 100 bytes."""
+    with open(path, "rb") as fh:
+        header = fh.read(100)
+    if not header:
+        return  # an empty file: SQLite treats it as a new database
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise _damaged(path, "not an SQLite database")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count is valid when its change counter matches (SQLite 3.7.0+ files).
+    if header[24:28] == header[92:96] and pages and path.stat().st_size < pages * page_size:
+        raise _damaged(path, f"truncated: {path.stat().st_size:,} of {pages * page_size:,} bytes")
+
+
 def current_revision(path: Path) -> str | None:
     if not path.exists():
         return None
+    check_intact(path)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         row = con.execute("SELECT version_num FROM alembic_version").fetchone()
         return row[0] if row else None
     except sqlite3.OperationalError:
         return None
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, str(exc)) from exc
     finally:
         con.close()
 
@@ -138,6 +165,9 @@ def backup(path: Path, target: Path) -> Path:
     con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         con.execute("VACUUM INTO ?", (str(target),))
+    except sqlite3.Error as exc:  # a full disk or a vanished folder: no half copy is left
+        target.unlink(missing_ok=True)
+        raise CannotWrite(f"cannot write {target}: {exc}") from exc
     finally:
         con.close()
     return target
@@ -168,6 +198,7 @@ def upgrade(home: Home) -> list[str]:
         engine = _engine(home.registry, foreign_keys=False)
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
+            cfg.attributes["runs_root"] = str(home.runs)  # stored paths become relative to it
             command.upgrade(cfg, "head")
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if broken:
@@ -199,7 +230,7 @@ def _engine(path: Path, foreign_keys: bool = True) -> Engine:
     return engine
 
 
-_ENGINES: dict[Path, Engine] = {}
+_ENGINES: dict[tuple[Path, Path], Engine] = {}
 
 
 def open_registry(home: Home | None = None) -> Engine:
@@ -207,6 +238,15 @@ def open_registry(home: Home | None = None) -> Engine:
     home = home or find_home()
     ensure_writable(home)
     upgrade(home)
-    if home.registry not in _ENGINES:
-        _ENGINES[home.registry] = _engine(home.registry)
-    return _ENGINES[home.registry]
+    key = (home.registry, home.runs)
+    if key not in _ENGINES:
+        engine = _engine(home.registry)
+        # Paths are stored relative to the runs root (models.RunsPath): each engine knows its root.
+        engine.dialect.runs_root = home.runs
+        _ENGINES[key] = engine
+    return _ENGINES[key]
+
+
+def runs_root(engine: Engine) -> Path | None:
+    """The runs root stored paths of this engine's registry are relative to (for raw SQL)."""
+    return getattr(engine.dialect, "runs_root", None)

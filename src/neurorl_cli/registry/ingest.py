@@ -17,7 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from ..runlog import EVENTS
+from ..home import from_stored, to_stored
+from ..runlog import EVENTS, read_run_file
+from .db import runs_root
 from .models import FINISHED
 
 CRASH_GRACE = 15.0  # seconds past a heartbeat's promise before a run counts as crashed
@@ -68,14 +70,15 @@ def ingest(engine: Engine, run_ids: list[int] | None = None, warn=None) -> dict[
                 f"SELECT id, run_dir, log_offset FROM run WHERE id IN ({marks})", tuple(run_ids)
             ).fetchall()
         probe.rollback()
+    root = runs_root(engine)
     for run_id, run_dir, offset in rows:
-        path = Path(run_dir) / EVENTS
+        path = Path(from_stored(run_dir, root) if root else run_dir) / EVENTS
         try:
             size = path.stat().st_size
         except OSError:
             size = 0
         if size > offset:
-            _ingest_one(engine, run_id, path, warn)
+            _ingest_one(engine, run_id, path, warn, root)
     _mark_crashed(engine)
     if run_ids is None:
         return progress
@@ -89,7 +92,8 @@ def ingest(engine: Engine, run_ids: list[int] | None = None, warn=None) -> dict[
                 progress[rid] = Progress(status=status, step=steps)
             # SQLite takes the bare column `value` from the row holding MAX(step).
             latest = conn.exec_driver_sql(
-                f"SELECT run_id, key, value, MAX(step) FROM metric WHERE run_id IN ({marks}) GROUP BY run_id, key",
+                f"SELECT run_id, key, value, MAX(step) FROM metric WHERE run_id IN ({marks}) AND NOT superseded "
+                "GROUP BY run_id, key",
                 tuple(ids),
             )
             for rid, key, value, _ in latest:
@@ -98,7 +102,7 @@ def ingest(engine: Engine, run_ids: list[int] | None = None, warn=None) -> dict[
     return progress
 
 
-def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
+def _ingest_one(engine: Engine, run_id: int, path: Path, warn, root: Path | None) -> None:
     with engine.begin() as conn:
         # Re-read the offset inside the write transaction: another ingest may have moved it.
         row = conn.exec_driver_sql("SELECT log_offset, attempt, status FROM run WHERE id = ?", (run_id,)).one()
@@ -107,15 +111,19 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
         if not lines:
             return
         metrics, checkpoints, artifacts, run_update = [], [], [], {}
+        known = dict(conn.exec_driver_sql("SELECT path, step FROM checkpoint WHERE run_id = ?", (run_id,)).all())
+        resumes: list[tuple[int, int]] = []  # (attempt, step it resumed from)
         for number, raw in enumerate(lines):
             try:
                 event = json.loads(raw)
                 kind = event["type"]
             except (ValueError, KeyError, TypeError):
                 if warn:
-                    warn(f"run {run_id}: skipped an unreadable line in {path} (byte {offset}+, line {number})")
+                    warn(f"run r{run_id}: skipped an unreadable line in {path} (byte {offset}+, line {number})")
                 continue
             ev_attempt = event.get("attempt", 1)
+            if kind == "status" and event.get("status") == "running" and ev_attempt > 1:
+                resumes.append((ev_attempt, _resumed_from(path.parent, ev_attempt, known)))
             if kind == "status" and event.get("status") in ("queued", "running") and ev_attempt > attempt:
                 # A later attempt was queued or started here on its own (the scheduler requeued
                 # the job): it speaks for the run from now on.
@@ -127,10 +135,12 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                 if ev_attempt == attempt:
                     run_update["steps_done"] = max(run_update.get("steps_done", 0), step)
             elif kind == "checkpoint":
+                known[event["path"]] = event["step"]
                 checkpoints.append((run_id, ev_attempt, event["step"], event["path"], event["sha256"], _ts(event["t"])))
             elif kind == "artifact":
-                query = f"written by run {run_id} attempt {ev_attempt} while training"
-                artifacts.append((event["kind"], str(path.parent / event["path"]), query, run_id, _ts(event["t"])))
+                query = f"written by run r{run_id} attempt {ev_attempt} while training"
+                where = str(path.parent / event["path"])
+                artifacts.append((event["kind"], to_stored(where, root) if root else where, query, run_id, _ts(event["t"])))
             elif ev_attempt != attempt:
                 continue  # status and heartbeats of an older attempt no longer speak for the run
             elif kind == "heartbeat":
@@ -144,18 +154,19 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                 if new == "running":
                     run_update.update(
                         started=_ts(event["t"]), host=event.get("host"), device=event.get("device"),
-                        versions=json.dumps(event.get("versions", {})), error=None, ended=None,
+                        versions=json.dumps(event.get("versions", {})), error=None, ended=None, outcome=None,
                     )
                 elif new == "queued":
                     run_update.update(ended=None, heartbeat=None, error=event.get("error"))
                 else:
-                    run_update.update(ended=_ts(event["t"]), error=event.get("error"))
+                    run_update.update(ended=_ts(event["t"]), error=event.get("error"), outcome=event.get("outcome"))
                     if event.get("step"):
                         run_update["steps_done"] = max(run_update.get("steps_done", 0), event["step"])
         if metrics:
             conn.exec_driver_sql(
                 "INSERT OR IGNORE INTO metric (run_id, attempt, key, step, value) VALUES (?, ?, ?, ?, ?)", metrics
             )
+        _supersede(conn, run_id, resumes, metrics)
         for ck_run, ck_attempt, step, _, sha, _ in checkpoints:
             # Saved again at a step the run already has (stopped twice before its step count
             # moved, as TD3 is in phase I): the file was replaced, so the registry follows the
@@ -193,6 +204,41 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn) -> None:
                 sets.append(f"{key} = ?")
             values.append(value)
         conn.exec_driver_sql(f"UPDATE run SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
+
+
+def _resumed_from(run_dir: Path, attempt: int, known: dict[str, int]) -> int:
+    """The step `attempt` started from (-1: from scratch). Its run file names the checkpoint
+    (the newest intact one, not always the newest); once the file has moved on to a later
+    attempt, the run's last checkpoint, where a resume starts when every file is intact."""
+    try:
+        spec = read_run_file(run_dir)
+        if spec["attempt"] == attempt:
+            if not spec.get("resume_from"):
+                return -1
+            name = Path(spec["resume_from"]).relative_to(spec["run_dir"]).as_posix()
+            if name in known:
+                return known[name]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # unreadable, or written from elsewhere: fall back below
+    return max(known.values(), default=-1)
+
+
+def _supersede(conn, run_id: int, resumes: list[tuple[int, int]], metrics: list[tuple]) -> None:
+    """Mark what earlier attempts logged past the checkpoint a later attempt resumed from, and any
+    row whose (key, step) a later attempt logged again: stored still, shown never."""
+    for later, step in resumes:
+        conn.exec_driver_sql(
+            "UPDATE metric SET superseded = 1 WHERE run_id = ? AND attempt < ? AND step > ? AND NOT superseded",
+            (run_id, later, step),
+        )
+    if any(m[1] > 1 for m in metrics):
+        # Only steps this batch logged can have gained a later row.
+        conn.exec_driver_sql(
+            "UPDATE metric SET superseded = 1 WHERE run_id = ? AND step >= ? AND NOT superseded AND EXISTS ("
+            "SELECT 1 FROM metric later WHERE later.run_id = metric.run_id AND later.key = metric.key "
+            "AND later.step = metric.step AND later.attempt > metric.attempt)",
+            (run_id, min(m[3] for m in metrics)),
+        )
 
 
 def _mark_crashed(engine: Engine) -> None:

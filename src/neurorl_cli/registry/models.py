@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
-from sqlalchemy.types import JSON
+from sqlalchemy.types import JSON, TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from ..home import from_stored, to_stored
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "crashed", "cancelled")
 FINISHED = ("completed", "failed", "crashed", "cancelled")
@@ -15,6 +19,26 @@ FINISHED = ("completed", "failed", "crashed", "cancelled")
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+class RunsPath(TypeDecorator):
+    """A path stored relative to the runs root where it lies under it, read back absolute.
+
+    The root comes from the engine (`db.open_registry` sets `dialect.runs_root`), so every
+    reader and writer of these columns sees absolute paths under today's root, and a registry
+    moved with its runs stays whole. An engine without a root passes paths through as stored.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        root = getattr(dialect, "runs_root", None)
+        return value if root is None or value is None else to_stored(str(value), Path(root))
+
+    def process_result_value(self, value, dialect):
+        root = getattr(dialect, "runs_root", None)
+        return value if root is None or value is None else from_stored(value, Path(root))
 
 
 class Experiment(SQLModel, table=True):
@@ -43,11 +67,12 @@ class Run(SQLModel, table=True):
     launcher: str = "local"
     job_id: str | None = None
     host: str | None = None
-    run_dir: str
+    run_dir: str = Field(sa_type=RunsPath)
     heartbeat: datetime | None = None  # the worker's latest promise of its next check-in
     steps_done: int = 0
     versions: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     error: str | None = None
+    outcome: str | None = None  # how a completed run ended, where that is part of its result (a cap)
     log_offset: int = 0  # bytes of events.jsonl already ingested
     created: datetime = Field(default_factory=now)
     started: datetime | None = None
@@ -76,6 +101,9 @@ class Metric(SQLModel, table=True):
     key: str
     step: int
     value: float
+    # Logged by an attempt after the checkpoint a later attempt resumed from (or at a step a
+    # later attempt logged again): kept, but no curve, export or API call shows it.
+    superseded: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class Evaluation(SQLModel, table=True):
@@ -118,7 +146,7 @@ class Artifact(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str
-    path: str
+    path: str = Field(sa_type=RunsPath)
     query: str
     experiment_id: int | None = Field(default=None, foreign_key="experiment.id")
     run_id: int | None = Field(default=None, foreign_key="run.id")

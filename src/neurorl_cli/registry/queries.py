@@ -2,29 +2,67 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
 from ..errors import UserError
-from .models import Checkpoint, Evaluation, Experiment, Run
+from .models import Checkpoint, Evaluation, Experiment, Metric, Run
 
 MIN_PREFIX = 6  # hash prefixes shorter than this are too easy to collide
+ID = re.compile(r"^([er])([0-9]+)$")  # e12: experiment 12; r34: run 34
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+NAME_MAX = 100
+
+
+def exp_ref(exp: Experiment | int) -> str:
+    """How an experiment is named in print, as every command accepts it back: `e12`."""
+    return f"e{exp if isinstance(exp, int) else exp.id}"
+
+
+def run_ref(run: Run | int) -> str:
+    """How a run is named in print, as every command accepts it back: `r34`."""
+    return f"r{run if isinstance(run, int) else run.id}"
+
+
+def check_name(name: str) -> str:
+    """An experiment's --name, refused when it could be read as something else: an id, a hash
+    prefix, a path (a report is written to a folder named after it)."""
+    if not NAME.match(name) or len(name) > NAME_MAX:
+        raise UserError(
+            f"--name {name!r} is not a usable name: use 1-{NAME_MAX} letters, digits, '.', '_', '+' or '-', "
+            "starting with a letter or digit (for example --name pdm-lstm64)")
+    if ID.match(name) or name.isdigit() or _looks_like_hash(name):
+        raise UserError(f"--name {name!r} looks like an id or a hash prefix: choose a name with a letter outside a-f, "
+                        f"for example --name {name}-run")
+    return name
+
+
+def _looks_like_hash(ref: str) -> bool:
+    return len(ref) >= MIN_PREFIX and all(c in "0123456789abcdef" for c in ref.lower())
 
 
 def _by_hash(session: Session, table, column, ref: str) -> list:
-    if len(ref) < MIN_PREFIX or not all(c in "0123456789abcdef" for c in ref.lower()):
+    if not _looks_like_hash(ref):
         return []
     return list(session.exec(select(table).where(col(column).startswith(ref.lower()))))
 
 
+def _bare_number(ref: str) -> UserError:
+    return UserError(f"'{ref}' could be experiment e{ref} or run r{ref}: write e{ref} or r{ref} "
+                     "(see `neurorl runs list`)")
+
+
 def find_experiment(session: Session, ref: str) -> Experiment | None:
+    if (m := ID.match(ref)) is not None:
+        return session.get(Experiment, int(m[2])) if m[1] == "e" else None
+    if ref.isdigit():
+        raise _bare_number(ref)
     exp = session.exec(select(Experiment).where(Experiment.name == ref)).first()
     if exp is not None:
         return exp
-    if ref.isdigit():
-        return session.get(Experiment, int(ref))
     hits = _by_hash(session, Experiment, Experiment.config_hash, ref)
     if len(hits) > 1:
         raise UserError(f"'{ref}' matches {len(hits)} experiments: give more characters of the hash")
@@ -32,8 +70,10 @@ def find_experiment(session: Session, ref: str) -> Experiment | None:
 
 
 def find_run(session: Session, ref: str) -> Run | None:
+    if (m := ID.match(ref)) is not None:
+        return session.get(Run, int(m[2])) if m[1] == "r" else None
     if ref.isdigit():
-        return session.get(Run, int(ref))
+        raise _bare_number(ref)
     hits = _by_hash(session, Run, Run.run_hash, ref)
     if len(hits) > 1:
         # --force makes several rows with one hash; the newest speaks for it.
@@ -45,7 +85,10 @@ def find_run(session: Session, ref: str) -> Run | None:
 def run(session: Session, ref: str) -> Run:
     found = find_run(session, ref)
     if found is None:
-        raise UserError(f"no run '{ref}': name a run by its id or a hash prefix (see `neurorl runs list`)")
+        if find_experiment(session, ref) is not None:
+            raise UserError(f"'{ref}' is an experiment; this command takes one run: see its runs with "
+                            f"`neurorl runs list` (ids r1, r2, ...)")
+        raise UserError(f"no run '{ref}': name a run as r<id> or by a hash prefix (see `neurorl runs list`)")
     return found
 
 
@@ -53,7 +96,7 @@ def experiment(session: Session, ref: str) -> Experiment:
     found = find_experiment(session, ref)
     if found is None:
         raise UserError(
-            f"no experiment '{ref}': name it by its id, --name or a hash prefix (see `neurorl runs list`)"
+            f"no experiment '{ref}': name it as e<id>, by its --name or a hash prefix (see `neurorl runs list`)"
         )
     return found
 
@@ -67,7 +110,8 @@ class Target:
 
 
 def target(session: Session, ref: str, prefer: str = "experiment") -> Target:
-    """An experiment (all its runs) or a single run; integers name `prefer` first."""
+    """An experiment (all its runs) or a single run. `prefer` decides only for a hash prefix that
+    matches both an experiment's hash and a run's."""
     finders = [("experiment", find_experiment), ("run", find_run)]
     if prefer == "run":
         finders.reverse()
@@ -79,7 +123,8 @@ def target(session: Session, ref: str, prefer: str = "experiment") -> Target:
             runs = list(session.exec(select(Run).where(Run.experiment_id == found.id).order_by(Run.seed, Run.id)))
             return Target(found, runs)
         return Target(session.get(Experiment, found.experiment_id), [found])
-    raise UserError(f"no run or experiment '{ref}': see `neurorl runs list`")
+    raise UserError(f"no run or experiment '{ref}': name one as e<id>, r<id>, a --name or a hash prefix "
+                    "(see `neurorl runs list`)")
 
 
 def latest_runs(runs: list[Run]) -> list[Run]:
@@ -96,6 +141,26 @@ def checkpoints(session: Session, run_id: int, pruned: bool = False) -> list[Che
     if not pruned:
         query = query.where(col(Checkpoint.pruned).is_(None))
     return list(session.exec(query.order_by(Checkpoint.step)))
+
+
+def metrics(session: Session, run_ids: list[int] | None = None, key: str | None = None,
+            superseded: bool = False) -> list[tuple[Metric, int, int]]:
+    """Training metrics with their run's seed and experiment, by run, key and step.
+
+    Each (run, key, step) once, from the latest attempt: rows a resumed attempt superseded
+    (see ingest) come back only when asked, for audits of what a dead attempt logged."""
+    query = (
+        select(Metric, Run.seed, Run.experiment_id)
+        .join(Run, Run.id == Metric.run_id)
+        .order_by(Metric.run_id, Metric.key, Metric.step, Metric.attempt)
+    )
+    if run_ids is not None:
+        query = query.where(col(Metric.run_id).in_(run_ids))
+    if key is not None:
+        query = query.where(Metric.key == key)
+    if not superseded:
+        query = query.where(col(Metric.superseded).is_(False))
+    return list(session.exec(query).all())
 
 
 def best_checkpoint(session: Session, run_ids: list[int], protocol: str | None = None):

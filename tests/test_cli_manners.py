@@ -1,0 +1,132 @@
+"""Command-line conventions: --version, shell completion, examples and value names in every
+--help, and tables whose names can be copied whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from neurorl_cli import catalog
+from neurorl_cli.cli import app as cli_app
+
+from .conftest import cli
+
+# Python types where a value's meaning belongs, and Typer's braces around a required argument.
+TYPE_NAMES = re.compile(r"<(bool|str|int|float|path|file|list\[\w+\])>|\{[a-z_]+\}")
+
+
+def _root():
+    if not cli_app.app.registered_commands:  # main() registers the commands; here the app is used directly
+        cli_app._register()
+    return get_command(cli_app.app)
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = [path for path, _ in _commands(_root())]
+
+
+def _examples(command) -> list[str]:
+    return [line.strip() for line in (command.epilog or "").splitlines() if line.strip().startswith("neurorl ")]
+
+
+def _parse(words: list[str]):
+    """The command an example names, with its arguments parsed and converted by the real parser."""
+    root = _root()
+    assert words[0] == "neurorl"
+    command, ctx = root, root.make_context("neurorl", words[1:])
+    while hasattr(command, "commands"):
+        name, command, rest = command.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+        ctx = command.make_context(name, rest, parent=ctx)
+    return command, ctx
+
+
+def test_version_is_printed_without_loading_the_libraries():
+    probe = ("import atexit, sys; "
+             "atexit.register(lambda: print(sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules), file=sys.stderr)); "
+             "from neurorl_cli.cli.app import main; main(['--version'])")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"neurorl {version('neurorl-cli')}\n"
+    assert proc.stderr.strip() == "[]"
+    assert cli("--version").stdout == proc.stdout
+
+
+def test_shell_completion_is_offered_and_completes_commands():
+    root_help = cli("--help", check=True).stdout
+    assert "--install-completion" in root_help and "--show-completion" in root_help
+    script = cli("--show-completion", "bash", check=True).stdout
+    assert "_neurorl_completion" in script
+    env = {**os.environ, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": "neurorl runs l", "COMP_CWORD": "2"}
+    proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.stdout.split() == ["list"]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "neurorl")
+def test_help_has_whole_examples_and_names_values(path):
+    result = CliRunner().invoke(cli_app.app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "Examples" in text
+    assert not TYPE_NAMES.search(text), TYPE_NAMES.search(text).group(0)
+    command = dict(_commands(_root()))[path]
+    examples = _examples(command)
+    assert examples
+    shown = {line.strip() for line in text.splitlines()}
+    for example in examples:
+        assert example in shown, f"{example!r} is not shown whole at 80 columns"
+    assert any(example.split()[1:1 + len(path)] == list(path) for example in examples)
+
+
+def test_every_example_parses_and_its_names_exist():
+    parsed = [_parse(shlex.split(example)) for _, command in _commands(_root()) for example in _examples(command)]
+    # Runs and experiments are named as DESIGN.md says (r3, e12) or by a name a train example gives.
+    names = {ctx.params["name"] for named, ctx in parsed if named.name == "train" and ctx.params["name"]}
+    assert names
+    for named, ctx in parsed:
+        params = ctx.params
+        for key in ("ref", "refs", "resume"):
+            value = params.get(key)
+            for ref in value if isinstance(value, list | tuple) else [value] if value else []:
+                assert ref in names or re.fullmatch(r"[er][0-9]+", ref), (named.name, ref)
+        if named.name == "train" and params["task"]:
+            configs = catalog.resolve(catalog.load_task(params["task"]), catalog.load_model(params["model"]),
+                                      params["set_"], params["steps"], params["checkpoint_every"], params["trials"])
+            catalog.parse_seeds(params["seeds"])
+            for config in configs:
+                catalog.check_pair(config)
+        if params.get("task") and named.name in ("report", "list"):
+            assert params["task"] in catalog.task_names(), params["task"]
+        if params.get("model") and named.name == "list":
+            assert params["model"] in catalog.model_names(), params["model"]
+    # The read-only examples also run as they are written.
+    for example in ("neurorl runs list", "neurorl runs matrix", "neurorl db status"):
+        assert cli(*shlex.split(example)[1:]).returncode == 0, example
+
+
+def test_runs_list_shows_a_long_name_whole_when_piped():
+    name = "a-very-long-experiment-name-that-a-table-must-show-whole-when-piped-ok"
+    assert len(name) == 70
+    cli("train", "conditioning-variable", "distributional-td", "--trials", "20", "--checkpoint-every", "20",
+        "--set", "model.predictors=4", "--name", name, check=True)
+    env = {**os.environ, "COLUMNS": "80"}
+    listing = subprocess.run([sys.executable, "-m", "neurorl_cli", "runs", "list"], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert name in listing.stdout
+    assert "…" not in listing.stdout
+    rows = json.loads(cli("runs", "list", "--json", check=True).stdout)
+    assert [r["experiment_name"] for r in rows] == [name]
