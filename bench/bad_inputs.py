@@ -125,7 +125,7 @@ CASES = [
     ("silence", ["eval", "cv"], None),
     ("damage", ["runs", "list"], not_a_database),
     ("damage", ["eval", "cv", "--best"], truncated),
-    ("damage", ["eval", "cv", "--all-checkpoints", "--trials", "5", "--protocol", "default"], corrupt_checkpoint),
+    ("damage", ["eval", "cv", "--all-checkpoints", "--trials", "7", "--protocol", "default"], corrupt_checkpoint),
     ("safety", ["train", *CHEAP, "--launcher", "slurm", "--profile", "{home}/bad-profile.toml"], bad_profile),
     ("safety", ["train", *CHEAP, "--launcher", "slurm", "--partition", "gpu\n#SBATCH --wrap=x"], None),
 ]
@@ -141,7 +141,8 @@ def main() -> None:
         cli("train", *CHEAP, "--name", "cv", home=base, check=True)
         cli("eval", "cv", "--all-checkpoints", "--trials", "5", home=base, check=True)
         (tmp / "a-file.txt").write_text("keep")
-        rows = ["| # | group | command | exit | message | stored changed |", "|---|---|---|---|---|---|"]
+        rows = [f"CV = {' '.join(CHEAP)}; PDM = {' '.join(PDM)}", "",
+                "| # | group | command | exit | message | stored changed |", "|---|---|---|---|---|---|"]
         for i, (group, command, damage) in enumerate(CASES, 1):
             home = tmp / f"case{i}"
             shutil.copytree(base, home)
@@ -153,8 +154,9 @@ def main() -> None:
             changed = state(home) != before
             lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
             traceback = any("Traceback" in ln for ln in lines)
-            message = (lines[-1] if lines else proc.stdout.strip().splitlines()[-1:] or [""])[0]
+            message = lines[-1] if lines else (proc.stdout.strip().splitlines() or [""])[-1]
             shown = " ".join(w.replace("\n", "\\n") if w.strip() else repr(w) for w in command)
+            shown = shown.replace(" ".join(CHEAP), "CV").replace(" ".join(PDM), "PDM")
             rows.append(f"| {i} | {group} | `neurorl {shown}` | {proc.returncode} | "
                         f"{'TRACEBACK ' if traceback else ''}{message[:160].replace('|', '/')} | {'yes' if changed else 'no'} |")
             print(rows[-1], flush=True)
