@@ -147,3 +147,28 @@ def test_the_budget_rounding_is_said_at_train_time(neurorl_home):
     proc = cli("train", "two-step", "meta-a2c-lstm", "--trials", "1000", "--checkpoint-every", "1000",
                "--set", "model.episodes_per_update=8", check=True)
     assert "whole updates of 800 trials: the budget of 1,000 trials trains 1,600" in proc.stderr
+
+
+def test_a_damaged_registry_is_reported_and_left_as_it_is(neurorl_home):
+    cli("runs", "list", check=True)  # creates the registry
+    registry = neurorl_home / "registry.db"
+    whole = registry.read_bytes()
+    for damaged, why in ((whole[: len(whole) // 2], "truncated"), (b"my notes\n" * 20, "not an SQLite database")):
+        registry.write_bytes(damaged)
+        proc = cli("runs", "list")
+        assert proc.returncode == 1 and why in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert registry.read_bytes() == damaged
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(tmp_path):
+    import errno
+
+    from neurorl_cli.atomic import CannotWrite, write_with
+
+    def full(tmp):
+        tmp.write_bytes(b"part of a report")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(CannotWrite, match=r"cannot write .*out\.csv: No space left on device"):
+        write_with(tmp_path / "out.csv", full)
+    assert list(tmp_path.iterdir()) == []
