@@ -239,3 +239,39 @@ def test_valid_slurm_values_pass(tmp_path):
     res = load_profile(profile)
     assert res.partition == "gpu,gpu-long" and res.time == 1440
     assert res.sbatch == {"constraint": "a100|h100", "exclusive": True, "cpus-per-gpu": 8, "comment": "two words"}
+
+
+@pytest.mark.slow
+def test_an_sb3_checkpoint_is_loaded_without_unpickling_its_entries(trained, tmp_path):
+    """sb3 keeps some entries of its zip as cloudpickle; a planted one never runs, and the
+    policy still acts and resumes (test_end_to_end resumes recurrent-ppo through the same load)."""
+    import base64
+    import zipfile
+
+    import cloudpickle
+    import numpy as np
+
+    from neurorl_cli.backends.sb3 import SB3Backend
+
+    home = trained
+    run_dir, path = sqlite3.connect(home / "registry.db").execute(
+        "SELECT r.run_dir, c.path FROM run r JOIN checkpoint c ON c.run_id = r.id ORDER BY c.step LIMIT 1").fetchone()
+    original = (Path(run_dir) if Path(run_dir).is_absolute() else home / "runs" / run_dir) / path
+    config = json.loads(sqlite3.connect(home / "registry.db").execute("SELECT config FROM experiment").fetchone()[0])
+    marker = tmp_path / "ran"
+    planted = tmp_path / "planted.zip"
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(planted, "w") as dst:
+        for item in src.namelist():
+            content = src.read(item)
+            if item == "data":
+                data = json.loads(content)
+                evil = {":type:": "<class 'object'>", ":serialized:": base64.b64encode(cloudpickle.dumps(RunsCode(marker))).decode()}
+                data["ep_info_buffer"] = evil  # an entry sb3 itself pickles
+                data["extra"] = evil  # and one it does not know
+                content = json.dumps(data).encode()
+            dst.writestr(item, content)
+    policy = SB3Backend().load_policy(config, planted, "cpu")
+    assert not marker.exists()
+    policy.reset(1)
+    obs = np.zeros((1, *policy.model.observation_space.shape), dtype=np.float32)
+    assert np.asarray(policy.act(obs)).shape[0] == 1

@@ -81,6 +81,45 @@ def make_single_env(task: dict, seed: int):
     return make_env(task["env"], seed=seed)
 
 
+def load_model(config: dict, checkpoint, device: str, env=None):
+    """An sb3 checkpoint loaded without unpickling. sb3 stores some entries of its zip (the policy
+    class, spaces, schedules, the last observation) with cloudpickle, which can run code; each is
+    given to `load` instead (sb3's `custom_objects`), from the config and the task's environment,
+    and the weights are read by torch weights-only. What a resumed attempt gets as None (the last
+    observation, episode buffers, the buffer class) sb3 rebuilds; the schedules it rebuilds from
+    the stored rates."""
+    import json
+    import zipfile
+
+    from stable_baselines3.common.utils import FloatSchedule
+
+    model_spec = config["model"]
+    cls = algo_class(model_spec["algo"])
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"checkpoint {checkpoint} cannot be read, it is damaged or not an sb3 checkpoint ({exc})") from exc
+    pickled = [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
+    settings = {**constructor_defaults(model_spec["algo"]), **model_spec["hyper"]}
+    own_env = env is None and any(k in pickled for k in ("observation_space", "action_space"))
+    if own_env:
+        env = make_vec_env(config["task"], 0, 1)
+    # The spaces as the model saw them: sb3 wraps image envs to channel-first before training.
+    seen = cls._wrap_env(env, verbose=0) if env is not None else None
+    given = {"policy_class": cls.policy_aliases[model_spec["policy"]], "policy_kwargs": policy_kwargs(model_spec),
+             "observation_space": seen.observation_space if seen is not None else None,
+             "action_space": seen.action_space if seen is not None else None,
+             **{k: FloatSchedule(settings[k]) for k in ("clip_range", "clip_range_vf") if settings.get(k) is not None},
+             "lr_schedule": FloatSchedule(settings["learning_rate"])}
+    try:
+        return cls.load(str(checkpoint), env=None if own_env else env, device=device,
+                        custom_objects={k: given.get(k) for k in pickled})
+    finally:
+        if own_env:
+            env.close()
+
+
 def make_vec_env(task: dict, seed: int, n_envs: int):
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -215,7 +254,7 @@ class SB3Backend:
         set_random_seed(seed, using_cuda=device.startswith("cuda"))
         venv = make_vec_env(task, seed, model_spec["n_envs"])
         if run.resume_from:
-            model = cls.load(run.resume_from, env=venv, device=device)
+            model = load_model(run.config, run.resume_from, device, env=venv)
         else:
             model = cls(
                 model_spec["policy"], venv, device=device, verbose=0,
@@ -250,8 +289,7 @@ class SB3Backend:
         return evaluate_policy(policy, config, protocol)
 
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> SB3Policy:
-        cls = algo_class(config["model"]["algo"])
-        model = cls.load(str(checkpoint), device=resolve_device(device))
+        model = load_model(config, checkpoint, resolve_device(device))
         return SB3Policy(model, recurrent=bool(config["model"].get("recurrent")))
 
 
