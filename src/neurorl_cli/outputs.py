@@ -33,7 +33,7 @@ def file_to_write(path: Path, option: str) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder; give a file name in it")
-    _probe(path.parent if str(path.parent) else Path("."), option, path)
+    _probe(path.parent, option, path)
     return path
 
 

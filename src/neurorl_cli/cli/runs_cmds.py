@@ -73,10 +73,10 @@ def list_runs(
 def show(ref: str = typer.Argument(..., metavar="RUN", help="A run: r<id> (as `runs list` shows it) or a hash prefix."),
          as_json: bool = typer.Option(False, "--json", help="Machine-readable, with every installed package's version.")):
     """One run: config, status, checkpoints, best checkpoint per protocol, latest metrics."""
-    from sqlmodel import Session, select
+    from sqlmodel import Session
 
     from ..registry import queries
-    from ..registry.models import Experiment, Metric
+    from ..registry.models import Experiment
     from .app import out
     from .common import print_json, registry
 
@@ -93,8 +93,9 @@ def show(ref: str = typer.Argument(..., metavar="RUN", help="A run: r<id> (as `r
             for (_, protocol), (ev, ck) in queries.best_checkpoint(session, [run.id]).items()
         }
         latest: dict[str, tuple[int, float]] = {}
-        for m in session.exec(select(Metric).where(Metric.run_id == run.id, Metric.attempt == run.attempt).order_by(Metric.step)):
-            latest[m.key] = (m.step, m.value)
+        for m, _, _ in queries.metrics(session, [run.id]):  # by key and step
+            if m.attempt == run.attempt:
+                latest[m.key] = (m.step, m.value)
         info["latest_metrics"] = {k: v for k, (_, v) in sorted(latest.items())}
     if as_json:
         print_json(info)
