@@ -17,10 +17,10 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from .home import Home
-from .registry import queries
-from .registry.db import open_registry
-from .registry.models import Checkpoint, Evaluation, Experiment, Run, Trial
+from neurorl_cli.home import Home
+from neurorl_cli.registry import queries
+from neurorl_cli.registry.db import open_registry
+from neurorl_cli.registry.models import Checkpoint, Evaluation, Experiment, Run, Trial
 
 Ref = str | list[int] | None  # a command-line reference (e12, r34, a --name, a hash prefix), or run ids
 TRIAL_COLUMNS = ["index", "env", "ground_truth", "choice", "correct", "reward", "reaction_time", "steps"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import WorkFailed
+from neurorl_cli.errors import WorkFailed
 
 
 # Write errors that belong to the target's file system rather than to the code writing.

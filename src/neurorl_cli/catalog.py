@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from .errors import UserError
-from .home import Home
+from neurorl_cli.errors import UserError
+from neurorl_cli.home import Home
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -150,7 +150,7 @@ class ConditioningTask(_Task):
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, schedule: dict):
-        from .envs.conditioning import Schedule
+        from neurorl_cli.envs.conditioning import Schedule
 
         Schedule.model_validate(schedule)
         return schedule
@@ -165,7 +165,7 @@ class MetaRLTask(_Task):
 
     @model_validator(mode="after")
     def _valid_env(self):
-        from .envs import batched
+        from neurorl_cli.envs import batched
 
         batched.check(self.kind, self.env)
         _check_protocols(self, batched.settings_schema(batched.env_class(self.kind)))
@@ -181,8 +181,8 @@ class FireflyTask(_Task):
 
     @model_validator(mode="after")
     def _valid_env(self):
-        from .envs.batched import settings_schema
-        from .envs.firefly import Firefly
+        from neurorl_cli.envs.batched import settings_schema
+        from neurorl_cli.envs.firefly import Firefly
 
         settings_schema(Firefly).model_validate(self.env)
         Firefly(n=1, seed=0, **self.env)
@@ -340,7 +340,7 @@ class SB3Model(_Spec):
     @classmethod
     def _valid_encoder(cls, encoder: dict | None):
         if encoder is not None:
-            from .nets import retinal
+            from neurorl_cli.nets import retinal
 
             settings = dict(encoder)
             if "name" not in settings:
@@ -378,11 +378,11 @@ class NativeModel(_Spec):
 def native_hyper(algo: str):
     """The pydantic model of a native trainer's hyper-parameters."""
     if algo == "meta-a2c-lstm":
-        from .backends.meta_a2c import Hyper
+        from neurorl_cli.backends.meta_a2c import Hyper
     elif algo == "td3":
-        from .backends.td3 import Hyper
+        from neurorl_cli.backends.td3 import Hyper
     else:
-        from .backends.distributional_td import Hyper
+        from neurorl_cli.backends.distributional_td import Hyper
     return Hyper
 
 
@@ -461,7 +461,7 @@ class SampleFactoryModel(_Spec):
 
     @model_validator(mode="after")
     def _valid_hyper(self):
-        from .nets import retinal
+        from neurorl_cli.nets import retinal
 
         hyper = SampleFactoryHyper.model_validate(self.hyper)
         retinal.encoder_settings(self.encoder, **hyper.encoder_settings())
@@ -576,7 +576,7 @@ def load_model(name: str, home: Home | None = None) -> ModelSpec:
 
 def neurogym_task(env_id: str) -> TaskSpec:
     """Any registered NeuroGym task with its default kwargs."""
-    from .envs import neurogym_env
+    from neurorl_cli.envs import neurogym_env
 
     known = neurogym_env.registered_ids()
     if env_id not in known:
@@ -646,30 +646,30 @@ def _check_type(key: str, old: Any, new: Any) -> Any:
 def _library_defaults(section: str, sub: str, spec: dict) -> dict[str, Any]:
     """Keys a spec does not list but the library accepts, with their defaults."""
     if section == "task" and sub == "env.kwargs." and spec.get("family") == "neurogym":
-        from .envs import neurogym_env
+        from neurorl_cli.envs import neurogym_env
 
         return neurogym_env.constructor_defaults(spec["env"])
     if section == "task" and sub == "env." and spec.get("family") == "meta-rl":
-        from .envs import batched
+        from neurorl_cli.envs import batched
 
         return batched.env_kwargs(spec["kind"])
     if section == "task" and sub == "env." and spec.get("family") == "firefly":
-        from .envs.firefly import Firefly
+        from neurorl_cli.envs.firefly import Firefly
 
         return describe_signature(Firefly.__init__)
     if section == "model" and sub == "hyper." and spec.get("engine") == "sb3":
-        from .backends import sb3
+        from neurorl_cli.backends import sb3
 
         return sb3.constructor_defaults(spec["algo"])
     if section == "model" and sub == "hyper." and spec.get("engine") == "native":
         return {k: f.default for k, f in native_hyper(spec["algo"]).model_fields.items()}
     if section == "model" and sub == "hyper." and spec.get("engine") == "sample-factory":
-        from .nets import retinal
+        from neurorl_cli.nets import retinal
 
         defaults = {k: f.default for k, f in SampleFactoryHyper.model_fields.items()}
         return {**defaults, **retinal.DEFAULTS[spec["encoder"]]}  # typed by the encoder's own defaults
     if section == "model" and sub == "encoder." and spec.get("engine") == "sb3" and spec.get("encoder"):
-        from .nets import retinal
+        from neurorl_cli.nets import retinal
 
         return {k: None for k in ENCODER_SETTINGS} | retinal.DEFAULTS[spec["encoder"]["name"]]
     return {}
@@ -857,8 +857,8 @@ def _spaces(env: dict) -> tuple[str, str, str, str]:
     """
     from importlib.metadata import version
 
-    from . import atomic
-    from .envs import neurogym_env
+    from neurorl_cli import atomic
+    from neurorl_cli.envs import neurogym_env
 
     key = config_hash({"env": env, "neurogym": version("neurogym"), "gymnasium": version("gymnasium")})
     cache = _cache_dir() / "spaces.json"
@@ -907,8 +907,8 @@ def pair_problem(config: dict) -> str | None:
 
 def _doom_problem(task: dict, model: dict) -> str | None:
     """A Doom task needs its scenario, a model that takes images, and an encoder that fits them."""
-    from .envs import doom
-    from .nets import retinal
+    from neurorl_cli.envs import doom
+    from neurorl_cli.nets import retinal
 
     try:
         doom.scenario_path(task["scenario"])

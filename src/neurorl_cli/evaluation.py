@@ -19,12 +19,12 @@ from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from . import catalog
-from .backends.base import env_seed
-from .envs.neurogym_env import make_env
-from .errors import UserError
-from .registry import queries
-from .registry.models import Evaluation, Trial
+from neurorl_cli import catalog
+from neurorl_cli.backends.base import env_seed
+from neurorl_cli.envs.neurogym_env import make_env
+from neurorl_cli.errors import UserError
+from neurorl_cli.registry import queries
+from neurorl_cli.registry.models import Evaluation, Trial
 
 EVAL_ENVS = 16  # environments stepped together during evaluation
 
@@ -172,7 +172,7 @@ def run_episodes(policy, task: dict, n_episodes: int, seed: int, extra_kwargs: d
     episode then trial. `on_step(t, obs, action, reward, info)` sees every step (for recordings)."""
     import torch
 
-    from .envs import batched
+    from neurorl_cli.envs import batched
 
     env = batched.make(task, n_episodes, seed, extra_kwargs=extra_kwargs)
     obs = env.reset()
@@ -208,7 +208,7 @@ def run_episodes(policy, task: dict, n_episodes: int, seed: int, extra_kwargs: d
 
 def evaluate_batched(policy, task: dict, protocol: dict, deterministic: bool = True) -> tuple[dict, list[dict]]:
     """Enough whole episodes for the protocol's trials, run at once from its seed."""
-    from .envs import batched
+    from neurorl_cli.envs import batched
 
     per_episode = batched.trials_per_episode(task, protocol.get("kwargs") or None)
     episodes = math.ceil(protocol["trials"] / per_episode)
@@ -231,7 +231,7 @@ def batched_metrics(kind: str, rows: list[dict], episodes: int) -> dict[str, flo
             out[f"accuracy_trial_{int(k)}"] = float(correct[position == k].mean())
         out["accuracy_later"] = float(correct[position > 1].mean())
     if kind == "two-step":
-        from .envs.two_step import stay_probabilities
+        from neurorl_cli.envs.two_step import stay_probabilities
 
         out.update(stay_probabilities(rows))
         out["reward_rate"] = float(np.mean([r["conditions"]["rewarded"] for r in rows]))
@@ -264,7 +264,7 @@ def record_steps(policy, env_spec: dict, n_steps: int, seed: int) -> list[dict]:
 
 def verify_checkpoint(run_dir: str, path: str, sha256: str) -> Path:
     """The checkpoint's file, after checking it is there and unchanged; raises ValueError."""
-    from .atomic import sha256 as file_sha256
+    from neurorl_cli.atomic import sha256 as file_sha256
 
     full = Path(run_dir) / path
     if not full.is_file():
@@ -291,8 +291,8 @@ def protocols_of(config: dict, names: list[str], trials: int | None) -> dict[str
 
 def evaluate_all(engine: Engine, ref: str, names: list[str], trials: int | None, device: str) -> int:
     """Evaluate what is missing; returns how many checkpoints were damaged or missing."""
-    from .backends.base import backend_for
-    from .cli.app import err
+    from neurorl_cli.backends.base import backend_for
+    from neurorl_cli.cli.app import err
 
     with Session(engine) as session:
         target = queries.target(session, ref)

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from neurorl_cli.errors import UserError
 
 
 def _probe(folder: Path, option: str, what: Path) -> None:

@@ -21,7 +21,7 @@ CONTAINER_DIGEST_ENV = "NEURORL_CONTAINER_DIGEST"
 
 
 def neurorl_version() -> str:
-    from . import __version__
+    from neurorl_cli import __version__
 
     return __version__
 
@@ -63,7 +63,7 @@ def file_digest(path: Path, cache: Path | None = None) -> str:
             digest.update(block)
     value = f"sha256:{digest.hexdigest()}"
     if cache is not None:
-        from . import atomic
+        from neurorl_cli import atomic
 
         known[key] = value
         try:

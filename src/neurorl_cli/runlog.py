@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import atomic
+from neurorl_cli import atomic
 
 EVENTS = "events.jsonl"
 RUN_FILE = "run.json"
@@ -78,7 +78,7 @@ class RunLog:
         self._stop_requested.set()
 
     def started(self, device: str, versions: dict) -> None:
-        from .provenance import worker_side
+        from neurorl_cli.provenance import worker_side
 
         try:
             versions = {**worker_side(device), **versions}

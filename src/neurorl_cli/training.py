@@ -14,13 +14,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from . import catalog
-from .backends.base import RunConfig, backend_for
-from .errors import UserError, WorkFailed
-from .home import Home
-from .registry import queries
-from .registry.models import Checkpoint, Experiment, Run
-from .runlog import write_run_file
+from neurorl_cli import catalog
+from neurorl_cli.backends.base import RunConfig, backend_for
+from neurorl_cli.errors import UserError, WorkFailed
+from neurorl_cli.home import Home
+from neurorl_cli.registry import queries
+from neurorl_cli.registry.models import Checkpoint, Experiment, Run
+from neurorl_cli.runlog import write_run_file
 
 
 @dataclass
@@ -128,7 +128,7 @@ def resume_point(session: Session, run: Run) -> tuple[Checkpoint | None, list[st
     """The newest registered checkpoint of `run` whose file is there with the sha256 the registry
     holds, and why each newer one cannot be used: a file changed since it was registered (on a
     shared file system, by anyone) is never resumed from."""
-    from .atomic import sha256
+    from neurorl_cli.atomic import sha256
 
     unusable = []
     for ckpt in session.exec(

@@ -17,8 +17,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from .backends.base import RunConfig, backend_for
-from .runlog import EVENTS, RunLog, read_run_file, write_run_file
+from neurorl_cli.backends.base import RunConfig, backend_for
+from neurorl_cli.runlog import EVENTS, RunLog, read_run_file, write_run_file
 
 # Seconds a backend has to reach its next step and save after a stop request. Slurm's
 # default KillWait (30 s between SIGTERM and SIGKILL) leaves room for the final checkpoint.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import FigureFiles, new_figure, save, seed_color, styled
+from neurorl_cli.analysis.figures import FigureFiles, new_figure, save, seed_color, styled
 
 BEST_COLUMNS = ["seed", "run_id", "protocol", "step", "select", "score", "fraction_correct", "mean_reward", "mean_reaction_time", "trials"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import STYLE, FigureFiles, new_figure, save, styled
+from neurorl_cli.analysis.figures import STYLE, FigureFiles, new_figure, save, styled
 
 TRAINING_KEY = "perf/cue_value_mean"
 # The name backends.distributional_td writes (tested equal); not imported, since that imports torch.
@@ -277,7 +277,7 @@ def value_animation(sim: dict, trial_type: int, out_path: Path, trials: Sequence
                     max_frames: int = MAX_FRAMES, title: str = "") -> Path:
     """An animated GIF, one frame per trial of `trial_type` (thinned to `max_frames`): V(t) of
     every predictor (coloured by tau), the reward r(t) and the TD errors, x in seconds."""
-    from .watch import write_gif
+    from neurorl_cli.analysis.watch import write_gif
 
     rows = animation_trials(sim, trial_type, trials, max_frames)
     frames = render_animation(sim, trial_type, rows, title)

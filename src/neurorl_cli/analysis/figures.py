@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_text, write_with
+from neurorl_cli.atomic import write_text, write_with
 
 SEED_COLORS = "tab10"
 # neurogym sets rcParams["font.family"] = "arial" when imported, a font most systems lack

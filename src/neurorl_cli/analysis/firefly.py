@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import FigureFiles, new_figure, save, seed_color, styled
+from neurorl_cli.analysis.figures import FigureFiles, new_figure, save, seed_color, styled
 
 CM = 400.0  # cm per environment unit (envs/firefly.py LINEAR_SCALE)
 
 
 def record(config: dict, checkpoint: Path, protocol: dict, trials: int = 200) -> dict[str, np.ndarray]:
     """Simulate `trials` trials of the protocol with the checkpoint's agent, step by step."""
-    from ..backends.td3 import load_nets, protocol_env, run_trials
+    from neurorl_cli.backends.td3 import load_nets, protocol_env, run_trials
 
     hyper, actor, critic = load_nets(checkpoint)
     env = protocol_env(config, {**protocol, "trials": trials})

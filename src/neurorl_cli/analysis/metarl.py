@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import FigureFiles, new_figure, save, seed_color, styled
+from neurorl_cli.analysis.figures import FigureFiles, new_figure, save, seed_color, styled
 
 STAY_KEYS = ["stay_rewarded_common", "stay_rewarded_rare", "stay_unrewarded_common", "stay_unrewarded_rare"]
 
@@ -110,7 +110,7 @@ def stay_probabilities(best: pd.DataFrame, out_dir: Path, protocol: str) -> Figu
 
 def record_episode(policy, task: dict, seed: int, extra_kwargs: dict | None = None, deterministic: bool = True) -> pd.DataFrame:
     """One episode, step by step: observation, action, reward, trial events and LSTM state."""
-    from ..evaluation import run_episodes
+    from neurorl_cli.evaluation import run_episodes
 
     steps: list[dict] = []
 
@@ -165,7 +165,7 @@ def render_frames(episode: pd.DataFrame, task: dict, title: str) -> list[np.ndar
     """One frame per step: what the agent sees, its choice and the reward, trial by trial."""
     import matplotlib
 
-    from .figures import STYLE
+    from neurorl_cli.analysis.figures import STYLE
 
     frames = []
     draw = _draw_harlow if task["kind"] == "harlow" else _draw_two_step

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import FigureFiles, new_figure, save, styled
+from neurorl_cli.analysis.figures import FigureFiles, new_figure, save, styled
 
 MAX_TRACES = 10  # more observation dimensions than this are drawn as an image
 MAX_STEPS = 100_000
@@ -23,7 +23,7 @@ def record_trials(policy, env_spec: dict, n_trials: int, seed: int) -> list[dict
     Trials vary in length, so the number of steps is found by doubling; the same seed
     replays the same trials, so a longer recording starts with the shorter one.
     """
-    from ..evaluation import record_steps
+    from neurorl_cli.evaluation import record_steps
 
     n_steps = 16 * n_trials
     while True:
@@ -38,7 +38,7 @@ def record_trials(policy, env_spec: dict, n_trials: int, seed: int) -> list[dict
 
 def observation_names(env_spec: dict) -> list[str]:
     """Names of the observation dimensions: the task's own, then one per appending wrapper."""
-    from ..envs.neurogym_env import make_env
+    from neurorl_cli.envs.neurogym_env import make_env
 
     env = make_env(env_spec, seed=0)
     try:

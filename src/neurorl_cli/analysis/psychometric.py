@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import FigureFiles, new_figure, save, seed_color, styled
-from .stats import binomial_se
+from neurorl_cli.analysis.figures import FigureFiles, new_figure, save, seed_color, styled
+from neurorl_cli.analysis.stats import binomial_se
 
 OPTION_1, OPTION_2 = 1, 2
 

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..api import Registry
-from ..atomic import write_text
-from ..catalog import budget_total, in_protocol_order
-from ..errors import UserError
-from ..registry import queries
-from ..registry.models import Artifact, Checkpoint
-from . import checkpoints, conditioning, firefly, html, metarl, methods, panels, psychometric, retinal, training
-from .figures import FigureFiles
-from .stats import bootstrap_ci
+from neurorl_cli.api import Registry
+from neurorl_cli.atomic import write_text
+from neurorl_cli.catalog import budget_total, in_protocol_order
+from neurorl_cli.errors import UserError
+from neurorl_cli.registry import queries
+from neurorl_cli.registry.models import Artifact, Checkpoint
+from neurorl_cli.analysis import checkpoints, conditioning, firefly, html, metarl, methods, panels, psychometric, retinal, training
+from neurorl_cli.analysis.figures import FigureFiles
+from neurorl_cli.analysis.stats import bootstrap_ci
 
 # The columns `api.Registry.evaluations` gives every protocol; the others are its own metrics.
 EVALUATION_COLUMNS = ["evaluation_id", "experiment_id", "run_id", "seed", "checkpoint_id", "step", "protocol", "select", "score", "higher_is_better", "trials"]
@@ -242,7 +242,7 @@ class Family:
 
 def _best_file(registry: Registry, runs, top: pd.Series):
     """(run, checkpoint, verified path) of a best-evaluation row; ValueError when the file is missing or damaged."""
-    from ..evaluation import verify_checkpoint
+    from neurorl_cli.evaluation import verify_checkpoint
 
     run = next(r for r in runs if r.id == int(top["run_id"]))
     with registry.session() as session:
@@ -252,7 +252,7 @@ def _best_file(registry: Registry, runs, top: pd.Series):
 
 def _load_best(registry: Registry, config: dict, runs, top: pd.Series):
     """(run, checkpoint, policy) of a best-evaluation row; ValueError when its file is missing or damaged."""
-    from ..backends.base import backend_for
+    from neurorl_cli.backends.base import backend_for
 
     run, ckpt, path = _best_file(registry, runs, top)
     return run, ckpt, backend_for(config).load_policy(config, path, "cpu")

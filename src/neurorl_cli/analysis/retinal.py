@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_with
-from .figures import FigureFiles, new_figure, save, styled
+from neurorl_cli.atomic import write_with
+from neurorl_cli.analysis.figures import FigureFiles, new_figure, save, styled
 
 # Metric keys the sample-factory backend logs (the report's training curves).
 TRUE_REWARD_KEY = "train/true_reward"  # the engine's reward per episode, unshaped
@@ -290,7 +290,7 @@ def pickups(health: np.ndarray, episode: np.ndarray | None = None) -> tuple[np.n
     """Steps at which a healing and a harmful item was picked up, by the environment's own rule
     (envs/doom.py `health_events`: the floor's small drain, deaths and respawns are neither) and,
     where the recording numbers its episodes, not at the first step of a new episode."""
-    from ..envs.doom import health_events  # here, not at the top: every report imports this module, most without Doom
+    from neurorl_cli.envs.doom import health_events  # here, not at the top: every report imports this module, most without Doom
 
     health = np.asarray(health, dtype=np.float64)
     gained, harmed = health_events(health[:-1], health[1:])
@@ -349,7 +349,7 @@ def plot_state_tsne(states: np.ndarray, value: np.ndarray, health: np.ndarray, o
 
 def write_gif(frames: np.ndarray, target: Path, fps: int = GIF_FPS, max_frames: int = GIF_MAX_FRAMES) -> Path:
     """The recorded agent's view (T, H, W, 3) at the game's speed (GIF delays are whole centiseconds)."""
-    from .watch import write_gif as write
+    from neurorl_cli.analysis.watch import write_gif as write
 
     return write(list(np.asarray(frames[:max_frames], dtype=np.uint8)), target, round(100 / fps) * 10)
 
@@ -394,7 +394,7 @@ def recorded_activity(registry, run, ckpt, record: Callable[[], dict], steps: in
     artifact row itself; a damaged file is recorded again."""
     from sqlmodel import select
 
-    from ..registry.models import Artifact
+    from neurorl_cli.registry.models import Artifact
 
     path = recording_path(run.run_dir, ckpt.step, ckpt.sha256, steps, seed)
     arrays = None
@@ -473,9 +473,9 @@ def doom_analysis_sections(registry, config: dict, run, ckpt, checkpoint_path: P
     gets receptive fields only. `policy` defaults to the backend's `load_policy(config,
     checkpoint_path, "cpu")` (its encoder gives the receptive fields). Figure files are
     appended to `written`."""
-    from ..backends.base import backend_for
-    from ..envs.doom import HARM_THRESHOLD
-    from . import html
+    from neurorl_cli.backends.base import backend_for
+    from neurorl_cli.envs.doom import HARM_THRESHOLD
+    from neurorl_cli.analysis import html
 
     seed = record_seed(config) if seed is None else seed
     record = record or getattr(backend_for(config), "record", None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import FigureFiles, lone_point, new_figure, save, seed_color, styled
-from .stats import bootstrap_ci
+from neurorl_cli.analysis.figures import FigureFiles, lone_point, new_figure, save, seed_color, styled
+from neurorl_cli.analysis.stats import bootstrap_ci
 
 TRAINING_KEY = "perf/trial_performance"
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 from sqlmodel import Session
 
-from ..atomic import write_with
-from ..catalog import in_protocol_order
-from ..errors import UserError
-from ..registry import queries
-from ..registry.models import Checkpoint, Experiment, Run
-from . import panels
-from .figures import STYLE, new_figure
+from neurorl_cli.atomic import write_with
+from neurorl_cli.catalog import in_protocol_order
+from neurorl_cli.errors import UserError
+from neurorl_cli.registry import queries
+from neurorl_cli.registry.models import Checkpoint, Experiment, Run
+from neurorl_cli.analysis import panels
+from neurorl_cli.analysis.figures import STYLE, new_figure
 
 FRAME_DPI = 72
 

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import WorkFailed
-from ..runlog import RunLog
+from neurorl_cli.errors import WorkFailed
+from neurorl_cli.runlog import RunLog
 
 
 @dataclass
@@ -85,7 +85,7 @@ def budget_notice(config: dict) -> str | None:
     """What a user should know before training: the engine's own note on its budget
     (`budget_note`), or, for an engine that trains in whole updates (`budget_grain`), what the
     budget rounds up to; None when it trains the budget as given."""
-    from ..catalog import budget_total
+    from neurorl_cli.catalog import budget_total
 
     backend = backend_for(config)
     if hasattr(backend, "budget_note"):

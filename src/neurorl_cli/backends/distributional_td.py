@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .. import atomic
-from ..envs.conditioning import Schedule, Trials, build, nominal_reward_index
-from ..runlog import RunLog
-from .base import RunConfig, package_versions, resolve_device
+from neurorl_cli import atomic
+from neurorl_cli.envs.conditioning import Schedule, Trials, build, nominal_reward_index
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.backends.base import RunConfig, package_versions, resolve_device
 
 SIMULATION = "simulation.npz"
 PARAM_KEYS = ("alpha_plus", "alpha_minus", "tau", "gamma", "lambda")
@@ -353,7 +353,7 @@ class DistributionalTDBackend:
         return metrics, []  # no per-trial choices to store: the model takes no actions
 
     def load_policy(self, config: dict, checkpoint: Path, device: str):
-        from ..errors import UserError
+        from neurorl_cli.errors import UserError
 
         raise UserError(
             "distributional-td predicts values and takes no actions: `neurorl watch` shows its "

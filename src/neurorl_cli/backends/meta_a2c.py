@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..catalog import budget_total
-from ..runlog import RunLog
-from .base import RunConfig, load_checkpoint, package_versions, resolve_device
+from neurorl_cli.catalog import budget_total
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.backends.base import RunConfig, load_checkpoint, package_versions, resolve_device
 
 VERSIONED = ["neurorl-cli", "torch", "numpy", "neurogym", "gymnasium"]
 MAX_POSITIONS = 10  # accuracy is logged per trial position for episodes this short (Harlow: 6)
@@ -45,12 +45,12 @@ class Hyper(BaseModel):
 def build_env(config: dict, n: int, seed: int, device: str, extra_kwargs: dict | None = None):
     task = config["task"]
     if task["family"] == "neurogym":
-        from ..envs.neurogym_env import NeuroGymBatch
+        from neurorl_cli.envs.neurogym_env import NeuroGymBatch
 
         spec = dict(task["env"])
         spec["kwargs"] = {**spec.get("kwargs", {}), **(extra_kwargs or {})}
         return NeuroGymBatch(spec, n, seed, device)
-    from ..envs import batched
+    from neurorl_cli.envs import batched
 
     return batched.make(task, n, seed, device, extra_kwargs)
 
@@ -141,7 +141,7 @@ class MetaA2CBackend:
         return Hyper(**config["model"]["hyper"]).episodes_per_update * per_episode
 
     def train(self, run: RunConfig, log: RunLog) -> None:
-        from ..nets.meta_lstm import MetaLSTM
+        from neurorl_cli.nets.meta_lstm import MetaLSTM
 
         config = run.config
         hyper = Hyper(**config["model"]["hyper"])
@@ -211,7 +211,7 @@ class MetaA2CBackend:
 
     # -- trained agents
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> MetaPolicy:
-        from ..nets.meta_lstm import MetaLSTM
+        from neurorl_cli.nets.meta_lstm import MetaLSTM
 
         device = resolve_device(device)
         saved = load_checkpoint(checkpoint, device)
@@ -221,7 +221,7 @@ class MetaA2CBackend:
         return MetaPolicy(net, device)
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
-        from ..evaluation import evaluate_policy
+        from neurorl_cli.evaluation import evaluate_policy
 
         return evaluate_policy(self.load_policy(config, checkpoint, device), config, protocol)
 

@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..runlog import RunLog
-from .base import RunConfig, package_versions, resolve_device
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.backends.base import RunConfig, package_versions, resolve_device
 
 VERSIONED = ["neurorl-cli", "torch", "sample-factory", "vizdoom", "gymnasium", "numpy"]
 EXPERIMENT = "sf"  # sample-factory's experiment folder, inside the run's `sample_factory/` train_dir
@@ -76,14 +76,14 @@ FIXED = {
 
 
 def hyper_of(config: dict):
-    from ..catalog import SampleFactoryHyper
+    from neurorl_cli.catalog import SampleFactoryHyper
 
     return SampleFactoryHyper.model_validate(config["model"]["hyper"])
 
 
 def sf_settings(config: dict) -> dict:
     """sample-factory's settings for a model spec: its hyper-parameters, GRU size = hidden_size."""
-    from ..catalog import ENCODER_SETTINGS
+    from neurorl_cli.catalog import ENCODER_SETTINGS
 
     hyper = hyper_of(config).model_dump()
     out = {k: v for k, v in hyper.items() if k not in ENCODER_SETTINGS}
@@ -97,7 +97,7 @@ def sf_config(config: dict, train_dir: Path, device: str, seed: int, extra: dict
     """sample-factory's configuration, parsed by its own parser from an argv we build."""
     from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
 
-    from . import sf_glue
+    from neurorl_cli.backends import sf_glue
 
     settings = {
         **sf_settings(config), "env": sf_glue.ENV_NAME, "experiment": EXPERIMENT, "train_dir": str(train_dir),
@@ -277,7 +277,7 @@ class SampleFactoryBackend:
         from sample_factory.algo.utils.misc import EPISODIC, LEARNER_ENV_STEPS, TRAIN_STATS, ExperimentStatus
         from sample_factory.cfg.arguments import maybe_load_from_checkpoint
 
-        from . import sf_glue
+        from neurorl_cli.backends import sf_glue
 
         config = run.config
         device = resolve_device(run.device)
@@ -344,7 +344,7 @@ class SampleFactoryBackend:
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> SFPolicy:
         from sample_factory.model.actor_critic import create_actor_critic
 
-        from . import sf_glue
+        from neurorl_cli.backends import sf_glue
 
         device = resolve_device(device)
         with sf_glue.quiet():
@@ -360,7 +360,7 @@ class SampleFactoryBackend:
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
         """The protocol's episodes in neurorl's own Doom loop (envs/doom.py, shared with sb3 models)."""
-        from ..envs.doom import evaluate
+        from neurorl_cli.envs.doom import evaluate
 
         return evaluate(self.load_policy(config, checkpoint, device), config["task"], protocol, actions="tuple")
 
@@ -375,7 +375,7 @@ class SampleFactoryBackend:
         policy = self.load_policy(config, checkpoint, device)
         keys = ("frames", "fc", "rnn", "value", "actions", "health", "episode")
         out: dict[str, list] = {key: [] for key in keys}
-        from ..envs.doom import play
+        from neurorl_cli.envs.doom import play
 
         for step in play(policy, config["task"], seed, {"frame_skip": frame_skip}):
             out["frames"].append(step["obs"])

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from ..envs.neurogym_env import make_env
-from ..errors import UserError
-from ..runlog import RunLog
-from .base import RunConfig, env_seed, package_versions, resolve_device
+from neurorl_cli.envs.neurogym_env import make_env
+from neurorl_cli.errors import UserError
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.backends.base import RunConfig, env_seed, package_versions, resolve_device
 
 ALGOS = {
     "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
@@ -34,7 +34,7 @@ def algo_class(name: str):
 
 
 def constructor_defaults(algo: str) -> dict[str, Any]:
-    from ..catalog import describe_signature
+    from neurorl_cli.catalog import describe_signature
 
     skip = {"policy", "env", "policy_kwargs", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model"}
     return {k: v for k, v in describe_signature(algo_class(algo).__init__).items() if k not in skip}
@@ -48,7 +48,7 @@ class RetinalFeatures(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space, name: str = "retinal-simple", **settings: Any):
-        from ..nets.retinal import make_encoder
+        from neurorl_cli.nets.retinal import make_encoder
 
         encoder = make_encoder(name, tuple(observation_space.shape), **settings)
         super().__init__(observation_space, features_dim=encoder.output_size)
@@ -71,11 +71,11 @@ def policy_kwargs(model_spec: dict) -> dict:
 def make_single_env(task: dict, seed: int):
     """One gymnasium environment of a task: NeuroGym's, or a view of one of our batched tasks."""
     if task["family"] == "meta-rl":
-        from ..envs.batched import single_env
+        from neurorl_cli.envs.batched import single_env
 
         return single_env(task["kind"])(seed=seed, **task.get("env", {}))
     if task["family"] == "doom":
-        from ..envs.doom import task_env
+        from neurorl_cli.envs.doom import task_env
 
         return task_env(task, seed=seed, actions="multidiscrete")
     return make_env(task["env"], seed=seed)
@@ -215,7 +215,7 @@ class SB3Backend:
 
     def budget_grain(self, config: dict) -> int | None:
         """Steps per rollout: sb3's learn() stops only after a whole rollout of `n_steps` per env."""
-        from ..catalog import budget_total, describe_signature
+        from neurorl_cli.catalog import budget_total, describe_signature
 
         model = config["model"]
         if budget_total(config)[0] != "steps":
@@ -279,11 +279,11 @@ class SB3Backend:
         venv.close()
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
-        from ..evaluation import evaluate_policy
+        from neurorl_cli.evaluation import evaluate_policy
 
         policy = self.load_policy(config, checkpoint, device)
         if config["task"]["family"] == "doom":
-            from ..envs import doom
+            from neurorl_cli.envs import doom
 
             return doom.evaluate(policy, config["task"], protocol, actions="multidiscrete")
         return evaluate_policy(policy, config, protocol)

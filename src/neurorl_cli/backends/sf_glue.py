@@ -17,7 +17,7 @@ from sample_factory.algo.runners.runner_parallel import ParallelRunner
 from sample_factory.envs.env_wrappers import PixelFormatChwWrapper
 from sample_factory.model.encoder import Encoder
 
-from .base import env_seed
+from neurorl_cli.backends.base import env_seed
 
 ENV_NAME = "neurorl_doom"
 
@@ -38,7 +38,7 @@ class RunSeeds(gym.Wrapper):
 
 def make_doom(task: dict, run_seed: int, full_env_name=None, cfg=None, env_config=None, render_mode=None):
     """sample-factory's environment factory: a task's DoomEnv with CHW images, as its models expect."""
-    from ..envs.doom import task_env
+    from neurorl_cli.envs.doom import task_env
 
     return PixelFormatChwWrapper(RunSeeds(task_env(task, actions="tuple"), run_seed))
 
@@ -48,7 +48,7 @@ class RetinalSFEncoder(Encoder):
 
     def __init__(self, cfg, obs_space, name: str, settings: dict):
         super().__init__(cfg)
-        from ..nets.retinal import make_encoder
+        from neurorl_cli.nets.retinal import make_encoder
 
         self.net = make_encoder(name, tuple(obs_space["obs"].shape), **settings)
 
@@ -103,7 +103,7 @@ def register_encoder(config: dict) -> None:
     """The model's retinal encoder as this process's sample-factory encoder."""
     from sample_factory.algo.utils.context import global_model_factory
 
-    from ..catalog import SampleFactoryHyper
+    from neurorl_cli.catalog import SampleFactoryHyper
 
     hyper = SampleFactoryHyper.model_validate(config["model"]["hyper"])
     global_model_factory().register_encoder_factory(

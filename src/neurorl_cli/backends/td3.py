@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..catalog import budget_total
-from ..runlog import RunLog
-from ..errors import UserError
-from .base import RunConfig, load_checkpoint, package_versions, resolve_device
+from neurorl_cli.catalog import budget_total
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.errors import UserError
+from neurorl_cli.backends.base import RunConfig, load_checkpoint, package_versions, resolve_device
 
 VERSIONED = ["neurorl-cli", "torch", "numpy"]
 STOP = 0.1  # |a| below this on both components is a stop
@@ -75,7 +75,7 @@ class Hyper(BaseModel):
     @field_validator("actor", "critic")
     @classmethod
     def _known(cls, name: str, info):
-        from ..nets.firefly import ACTORS, BELIEF_ACTORS, BELIEF_CRITICS, CRITICS
+        from neurorl_cli.nets.firefly import ACTORS, BELIEF_ACTORS, BELIEF_CRITICS, CRITICS
 
         known = {**ACTORS, **BELIEF_ACTORS} if info.field_name == "actor" else {**CRITICS, **BELIEF_CRITICS}
         if name not in known:
@@ -84,7 +84,7 @@ class Hyper(BaseModel):
 
     def reads(self, net: str) -> str:
         """What the actor or critic reads: "belief" (the EKF's) or "obs" (the raw observation)."""
-        from ..nets.firefly import BELIEF_ACTORS, BELIEF_CRITICS
+        from neurorl_cli.nets.firefly import BELIEF_ACTORS, BELIEF_CRITICS
 
         return "belief" if getattr(self, net) in (BELIEF_ACTORS if net == "actor" else BELIEF_CRITICS) else "obs"
 
@@ -214,7 +214,7 @@ class Inputs:
     EKF agents, the belief of a filter fed the same observations and actions."""
 
     def __init__(self, env, belief: bool):
-        from ..nets.ekf import FireflyEKF
+        from neurorl_cli.nets.ekf import FireflyEKF
 
         self.env = env
         self.filter = FireflyEKF.from_env(env) if belief else None
@@ -281,7 +281,7 @@ def collect(env, actor, noise: float, generator: torch.Generator, device, reads:
 
 class TD3:
     def __init__(self, hyper: Hyper, device):
-        from ..nets.firefly import make_actor, make_critic
+        from neurorl_cli.nets.firefly import make_actor, make_critic
 
         self.hyper, self.device = hyper, device
         self.actor_reads, self.critic_reads = hyper.reads("actor"), hyper.reads("critic")
@@ -357,8 +357,8 @@ class TD3:
 def mirrored(trajectory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The trajectory reflected across the y axis (angular observation and action and the
     target's x change sign): the same trial, turning the other way."""
-    from ..envs.firefly import Firefly
-    from ..nets.ekf import FireflyEKF
+    from neurorl_cli.envs.firefly import Firefly
+    from neurorl_cli.nets.ekf import FireflyEKF
 
     out = {**trajectory, "obs": Firefly.mirror_obs(trajectory["obs"]), "action": Firefly.mirror_action(trajectory["action"])}
     if "belief" in trajectory:
@@ -367,7 +367,7 @@ def mirrored(trajectory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def make_env(config: dict, n: int, seed: int, device, **overrides):
-    from ..envs.firefly import Firefly
+    from neurorl_cli.envs.firefly import Firefly
 
     return Firefly(n=n, seed=seed, device=device, **{**config["task"].get("env", {}), **overrides})
 
@@ -506,7 +506,7 @@ class TD3Backend:
         it would meet alone (the env's `copies`), and the nets of one architecture act together
         through `torch.func.vmap` over their stacked weights. One result per checkpoint, in order:
         (metrics, rows), or the exception that kept it from loading."""
-        from ..nets.firefly import plain_lstm
+        from neurorl_cli.nets.firefly import plain_lstm
 
         results: list = [None] * len(checkpoints)
         groups: dict[tuple, list[tuple[int, tuple]]] = {}
@@ -534,7 +534,7 @@ class TD3Backend:
 
 def load_nets(checkpoint: Path):
     """(hyper, actor, critic) of a checkpoint, read once."""
-    from ..nets.firefly import make_actor, make_critic
+    from neurorl_cli.nets.firefly import make_actor, make_critic
 
     saved = load_checkpoint(checkpoint)
     hyper = Hyper(**saved["hyper"])

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperOption
 
-from ..errors import Interrupted, UserError, WorkFailed
+from neurorl_cli.errors import Interrupted, UserError, WorkFailed
 
 app = typer.Typer(
     name="neurorl",

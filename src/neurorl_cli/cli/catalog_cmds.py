@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from .. import catalog
-from .common import print_json, table as new_table
+from neurorl_cli import catalog
+from neurorl_cli.cli.common import print_json, table as new_table
 
 
 def _fits(task, models) -> list[str]:
@@ -27,8 +27,8 @@ def _source(task) -> str:
 def _readable(names: list[str], load, h) -> tuple[list, int]:
     """(name, spec) of the specs that load; each file that does not is reported in one line and skipped, so one
     broken file of the user's does not hide the whole catalog."""
-    from ..errors import UserError
-    from .common import _warn
+    from neurorl_cli.errors import UserError
+    from neurorl_cli.cli.common import _warn
 
     specs, broken = [], 0
     for name in names:
@@ -42,7 +42,7 @@ def _readable(names: list[str], load, h) -> tuple[list, int]:
 
 def _fail_if_broken(broken: int, kind: str) -> None:
     if broken:
-        from ..errors import WorkFailed
+        from neurorl_cli.errors import WorkFailed
 
         raise WorkFailed(f"{broken} {kind} file(s) could not be read (see warnings above); the others are listed")
 
@@ -57,8 +57,8 @@ def register(app: typer.Typer) -> None:
         neurogym: bool = typer.Option(False, "--neurogym", help="Also list every registered NeuroGym id (use as neurogym:<Id>)."),
     ):
         """The task catalog: budgets, evaluation protocols and the models that fit."""
-        from .app import out
-        from ..home import find_home
+        from neurorl_cli.cli.app import out
+        from neurorl_cli.home import find_home
 
         h = find_home()
         named_models, broken_models = _readable(catalog.model_names(h), catalog.load_model, h)
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             })
         extra = []
         if neurogym:
-            from ..envs import neurogym_env
+            from neurorl_cli.envs import neurogym_env
 
             extra = [f"neurogym:{i}" for i in neurogym_env.registered_ids()]
         if as_json:
@@ -99,8 +99,8 @@ def register(app: typer.Typer) -> None:
                         "neurorl models --json")
     def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable listing.")):
         """The model catalog: engine, algorithm, hyper-parameters."""
-        from .app import out
-        from ..home import find_home
+        from neurorl_cli.cli.app import out
+        from neurorl_cli.home import find_home
 
         h = find_home()
         named, broken = _readable(catalog.model_names(h), catalog.load_model, h)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..home import find_home
+from neurorl_cli.home import find_home
 
 
 def registry(ingest_logs: bool = True):
     """The upgraded registry engine, with run logs ingested (so statuses are current)."""
-    from ..registry.db import open_registry
-    from ..registry.ingest import ingest
+    from neurorl_cli.registry.db import open_registry
+    from neurorl_cli.registry.ingest import ingest
 
     home = find_home()
     engine = open_registry(home)
@@ -29,13 +29,13 @@ def _reconcile_slurm(engine) -> None:
             "AND job_id IS NOT NULL LIMIT 1").first()
         conn.rollback()
     if waiting:
-        from ..launch.slurm import reconcile_detached
+        from neurorl_cli.launch.slurm import reconcile_detached
 
         reconcile_detached(engine)
 
 
 def _warn(msg: str) -> None:
-    from .app import err
+    from neurorl_cli.cli.app import err
 
     err.print(f"[yellow]warning:[/] {msg}")
 

@@ -17,10 +17,10 @@ db_app = typer.Typer(help="The registry file: schema status, upgrades, backups."
                        "neurorl db status --json")
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Which registry is used, its schema revision and pending revisions (reads only)."""
-    from ..registry.db import schema_state
-    from .app import out
-    from ..home import find_home
-    from .common import print_json
+    from neurorl_cli.registry.db import schema_state
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.home import find_home
+    from neurorl_cli.cli.common import print_json
 
     h = find_home()
     state = schema_state(h.registry)
@@ -32,8 +32,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     if h.registry.exists() and not state.too_new and not state.pending:
         from sqlmodel import Session
 
-        from ..registry.db import open_registry
-        from ..registry.queries import run_counts
+        from neurorl_cli.registry.db import open_registry
+        from neurorl_cli.registry.queries import run_counts
 
         with Session(open_registry(h)) as session:
             info["runs"] = run_counts(session)
@@ -56,9 +56,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
                        "neurorl db upgrade")
 def upgrade():
     """Apply pending schema revisions now (after a backup)."""
-    from ..registry.db import ensure_writable, upgrade as do_upgrade
-    from .app import out
-    from ..home import find_home
+    from neurorl_cli.registry.db import ensure_writable, upgrade as do_upgrade
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.home import find_home
 
     h = find_home()
     ensure_writable(h)
@@ -71,12 +71,12 @@ def upgrade():
                        "neurorl db backup ~/registry-before-upgrade.db")
 def backup(file: Path = typer.Argument(..., metavar="FILE", help="Where to write the copy (must not exist).")):
     """A consistent copy of the registry, safe while other commands write."""
-    from ..errors import UserError
-    from ..registry.db import backup as do_backup
-    from .app import out
-    from ..home import find_home
+    from neurorl_cli.errors import UserError
+    from neurorl_cli.registry.db import backup as do_backup
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.home import find_home
 
-    from ..outputs import file_to_write
+    from neurorl_cli.outputs import file_to_write
 
     h = find_home()
     if not h.registry.exists():

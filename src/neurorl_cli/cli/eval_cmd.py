@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output of the best checkpoints."),
     ):
         """Evaluate checkpoints into the registry, or name the best ones."""
-        from ..errors import UserError, WorkFailed
-        from .common import registry
+        from neurorl_cli.errors import UserError, WorkFailed
+        from neurorl_cli.cli.common import registry
 
         if all_checkpoints == best:
             raise UserError("choose one: --all-checkpoints (evaluate) or --best (show the best)")
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"--device {device}: torch sees no CUDA GPU here; use --device cpu")
         _, engine = registry()
         if all_checkpoints:
-            from ..evaluation import evaluate_all
+            from neurorl_cli.evaluation import evaluate_all
 
             failures = evaluate_all(engine, ref, protocol, trials, device)
             _show_best(engine, ref, protocol, as_json, quiet=True)
@@ -58,10 +58,10 @@ def _show_best(engine, ref: str, protocols: list[str], as_json: bool, quiet: boo
     import numpy as np
     from sqlmodel import Session
 
-    from ..errors import UserError
-    from ..registry import queries
-    from .app import out
-    from .common import print_json, table as new_table
+    from neurorl_cli.errors import UserError
+    from neurorl_cli.registry import queries
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.cli.common import print_json, table as new_table
 
     with Session(engine) as session:
         target = queries.target(session, ref)

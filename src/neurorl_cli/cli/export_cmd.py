@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
-from .app import out
+from neurorl_cli.errors import UserError
+from neurorl_cli.cli.app import out
 
 
 def register(app: typer.Typer) -> None:
@@ -21,13 +21,13 @@ def register(app: typer.Typer) -> None:
         protocol: str = typer.Option(None, "--protocol", metavar="NAME", help="Only trials of this evaluation protocol."),
     ) -> None:
         """Export what the registry holds about an experiment or run, for your own analyses."""
-        from .. import api
-        from ..analysis.figures import write_csv
-        from .common import registry as open_registry
+        from neurorl_cli import api
+        from neurorl_cli.analysis.figures import write_csv
+        from neurorl_cli.cli.common import registry as open_registry
 
         if trials is None and metrics is None:
             raise UserError("say what to export: --trials FILE.csv and/or --metrics FILE.csv")
-        from ..outputs import file_to_write
+        from neurorl_cli.outputs import file_to_write
 
         for path, option in ((trials, "--trials"), (metrics, "--metrics")):
             if path is not None:

@@ -9,7 +9,7 @@ def confirm(question: str, yes: bool) -> bool:
     """Ask before deleting; without a terminal to ask on, --yes must say it."""
     import sys
 
-    from ..errors import UserError
+    from neurorl_cli.errors import UserError
 
     if yes:
         return True
@@ -33,9 +33,9 @@ def register(app: typer.Typer) -> None:
         never evaluated keep all their checkpoints."""
         from sqlmodel import Session
 
-        from ..registry.storage import apply_prune, human, plan_prune, runs_of
-        from .app import out
-        from .common import registry
+        from neurorl_cli.registry.storage import apply_prune, human, plan_prune, runs_of
+        from neurorl_cli.cli.app import out
+        from neurorl_cli.cli.common import registry
 
         _, engine = registry()
         with Session(engine) as session:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError
-from .app import out
+from neurorl_cli.errors import UserError
+from neurorl_cli.cli.app import out
 
 
 def register(app: typer.Typer) -> None:
@@ -23,14 +23,14 @@ def register(app: typer.Typer) -> None:
         protocol: str = typer.Option(None, "--protocol", metavar="NAME", help="Only this evaluation protocol."),
     ) -> None:
         """Write figures (PNG, SVG, CSV) and one self-contained index.html."""
-        from .. import api
-        from ..analysis import report as reports
-        from .common import registry as open_registry
+        from neurorl_cli import api
+        from neurorl_cli.analysis import report as reports
+        from neurorl_cli.cli.common import registry as open_registry
 
         if (ref is None) == (task is None):
             raise UserError("give an experiment or run (REF), or --task T, but not both")
         if out_dir is not None:
-            from ..outputs import folder_to_write
+            from neurorl_cli.outputs import folder_to_write
 
             folder_to_write(out_dir, "--out")
         registry = api.Registry(open_registry()[1])

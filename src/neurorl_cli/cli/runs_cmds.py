@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import table as new_table
+from neurorl_cli.cli.common import table as new_table
 
 runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a matrix, remove some.", no_args_is_help=True,
                        epilog="Examples:\n\n"
@@ -14,7 +14,7 @@ runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a 
 
 
 def _run_row(run, exp) -> dict:
-    from ..catalog import budget_total
+    from neurorl_cli.catalog import budget_total
 
     return {
         "id": run.id, "ref": f"r{run.id}", "experiment": exp.id, "experiment_ref": f"e{exp.id}", "experiment_name": exp.name, "experiment_hash": exp.config_hash,
@@ -39,10 +39,10 @@ def list_runs(
     """Runs, newest last, with their status and progress."""
     from sqlmodel import Session, select
 
-    from ..errors import UserError
-    from ..registry.models import RUN_STATUSES, Experiment, Run
-    from .app import out
-    from .common import print_json, registry
+    from neurorl_cli.errors import UserError
+    from neurorl_cli.registry.models import RUN_STATUSES, Experiment, Run
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.cli.common import print_json, registry
 
     if status and status not in RUN_STATUSES:
         raise UserError(f"--status {status}: one of {', '.join(RUN_STATUSES)}")
@@ -75,10 +75,10 @@ def show(ref: str = typer.Argument(..., metavar="RUN", help="A run: r<id> (as `r
     """One run: config, status, checkpoints, best checkpoint per protocol, latest metrics."""
     from sqlmodel import Session
 
-    from ..registry import queries
-    from ..registry.models import Experiment
-    from .app import out
-    from .common import print_json, registry
+    from neurorl_cli.registry import queries
+    from neurorl_cli.registry.models import Experiment
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.cli.common import print_json, registry
 
     _, engine = registry()
     with Session(engine) as session:
@@ -139,9 +139,9 @@ def matrix(
     """Task x model cells: seeds completed / running / failed, and the best evaluation score."""
     from sqlmodel import Session
 
-    from ..registry import queries
-    from .app import out
-    from .common import print_json, registry
+    from neurorl_cli.registry import queries
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.cli.common import print_json, registry
 
     _, engine = registry()
     with Session(engine) as session:
@@ -183,11 +183,11 @@ def remove(
     """Remove runs: their rows (metrics, checkpoints, evaluations) and their run directories."""
     from sqlmodel import Session
 
-    from ..errors import UserError
-    from ..registry.storage import human, plan_remove, remove_runs, runs_of
-    from .app import out
-    from .common import registry
-    from .prune_cmd import confirm
+    from neurorl_cli.errors import UserError
+    from neurorl_cli.registry.storage import human, plan_remove, remove_runs, runs_of
+    from neurorl_cli.cli.app import out
+    from neurorl_cli.cli.common import registry
+    from neurorl_cli.cli.prune_cmd import confirm
 
     _, engine = registry()
     with Session(engine) as session:

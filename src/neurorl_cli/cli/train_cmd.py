@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import Interrupted, UserError, WorkFailed
+from neurorl_cli.errors import Interrupted, UserError, WorkFailed
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
 
@@ -45,9 +45,9 @@ def register(app: typer.Typer) -> None:
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait with progress (default), or submit and return (slurm, submitit-local)."),
     ):
         """Train TASK with MODEL for each seed; completed runs with the same config are not trained again."""
-        from .. import catalog, training
-        from .app import err, out
-        from .common import _warn, registry
+        from neurorl_cli import catalog, training
+        from neurorl_cli.cli.app import err, out
+        from neurorl_cli.cli.common import _warn, registry
 
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise UserError(f"--device {device}: use auto, cpu or cuda")
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             if given:
                 raise UserError(f"{', '.join(given)} apply to --launcher slurm or submitit-local, not local")
         if device.startswith("cuda") and launcher != "slurm":
-            from ..launch.local import gpu_count
+            from neurorl_cli.launch.local import gpu_count
 
             if gpu_count() == 0:
                 raise UserError(f"--device {device}: no GPU is visible here (nvidia-smi finds none); use --device cpu or auto")
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             raise UserError("--steps, --trials and --checkpoint-every must be positive")
         seed_list = catalog.parse_seeds(seeds)
 
-        from ..home import find_home
+        from neurorl_cli.home import find_home
 
         h = find_home()
         res, digest = None, None
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             for config in configs:
                 catalog.check_pair(config)  # before anything is stored
                 training.check_settings(config)
-            from ..backends.base import budget_notice
+            from neurorl_cli.backends.base import budget_notice
 
             for note in dict.fromkeys(filter(None, map(budget_notice, configs))):
                 err.print(f"note: {note}")
@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
                 out.print(f"experiment e{exp.id}{label} {exp.config_hash[:12]}: {exp.task} x {exp.model}")
         if not runs:
             return
-        from ..provenance import launch_side
+        from neurorl_cli.provenance import launch_side
 
         container_info = {"image": str(Path(res.container).resolve()), "digest": digest} if res and res.container else None
         provenance = launch_side(Path.cwd(), container_info)
@@ -117,11 +117,11 @@ def register(app: typer.Typer) -> None:
         totals = _totals(engine, runs)
         try:
             if launcher == "local":
-                from ..launch.local import LocalDispatcher
+                from neurorl_cli.launch.local import LocalDispatcher
 
                 statuses = LocalDispatcher(engine, jobs, device, err).run(runs, totals)
             else:
-                from ..launch.slurm import SubmititDispatcher
+                from neurorl_cli.launch.slurm import SubmititDispatcher
 
                 cluster = "slurm" if launcher == "slurm" else "local"
                 dispatcher = SubmititDispatcher(engine, cluster, res, device, err, home.runs / ".submitit",
@@ -150,7 +150,7 @@ def _cluster(home, launcher: str, profile: Path | None, options: dict):
     """Resources for a submitit launcher, checked before anything is stored."""
     import shutil
 
-    from ..launch.profile import resources
+    from neurorl_cli.launch.profile import resources
 
     res = resources(home, profile, **options)
     if launcher == "slurm" and shutil.which("sbatch") is None:
@@ -161,7 +161,7 @@ def _cluster(home, launcher: str, profile: Path | None, options: dict):
         image = Path(res.container).expanduser()
         if not image.is_file():
             raise UserError(f"--container {res.container}: no such image file (build one from apptainer.def)")
-        from ..provenance import file_digest
+        from neurorl_cli.provenance import file_digest
 
         digest = file_digest(image, home.root / "cache" / "image-digests.json")
         res.container = str(image.resolve())
@@ -174,7 +174,7 @@ def _why(engine, run, status: str, alone: bool) -> str:
     with engine.connect() as conn:
         error = conn.exec_driver_sql("SELECT error FROM run WHERE id = ?", (run.id,)).scalar()
         conn.rollback()
-    from ..launch.local import WORKER_LOG
+    from neurorl_cli.launch.local import WORKER_LOG
 
     error = " ".join((error or "no error was recorded").split())
     log = Path(run.run_dir) / WORKER_LOG
@@ -193,9 +193,9 @@ def _job_id(engine, run_id: int) -> str:
 def _totals(engine, runs) -> dict[int, int]:
     from sqlmodel import Session
 
-    from ..registry.models import Experiment
+    from neurorl_cli.registry.models import Experiment
 
-    from ..catalog import budget_total
+    from neurorl_cli.catalog import budget_total
 
     with Session(engine) as session:
         return {r.id: budget_total(session.get(Experiment, r.experiment_id).config)[1] for r in runs}

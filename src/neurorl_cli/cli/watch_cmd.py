@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UserError, WorkFailed
-from .app import out
+from neurorl_cli.errors import UserError, WorkFailed
+from neurorl_cli.cli.app import out
 
 NEUROGYM_TRIALS = 5
 EPISODE_TRIALS = 6  # meta-RL tasks: a whole Harlow episode, the first 6 two-step trials
@@ -34,19 +34,19 @@ def register(app: typer.Typer) -> None:
         """Run a checkpoint (recurrent state carried) and show what it sees and does.
 
         For a conditioning run: its predictors' values, rewards and TD errors, trial by trial."""
-        from .. import api
-        from ..analysis import panels, watch as watching
-        from ..analysis.report import protocol_env
-        from ..backends.base import backend_for
-        from ..evaluation import verify_checkpoint
-        from ..registry import queries
-        from .common import registry as open_registry
-        from ..registry.models import Experiment
+        from neurorl_cli import api
+        from neurorl_cli.analysis import panels, watch as watching
+        from neurorl_cli.analysis.report import protocol_env
+        from neurorl_cli.backends.base import backend_for
+        from neurorl_cli.evaluation import verify_checkpoint
+        from neurorl_cli.registry import queries
+        from neurorl_cli.cli.common import registry as open_registry
+        from neurorl_cli.registry.models import Experiment
 
         if live and not watching.has_display():
             raise UserError("no display here (neither DISPLAY nor WAYLAND_DISPLAY is set): use --gif FILE")
         if gif is not None:
-            from ..outputs import file_to_write
+            from neurorl_cli.outputs import file_to_write
 
             file_to_write(gif, "--gif")
         registry = api.Registry(open_registry()[1])
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
 def _record_gif(registry, run, target: Path, words: list[str]) -> None:
     """The GIF as an artifact of its run, with the command that made it; then its path."""
-    from ..registry.models import Artifact
+    from neurorl_cli.registry.models import Artifact
 
     with registry.session() as session:
         session.add(Artifact(kind="gif", path=str(target.resolve()), query=shlex.join(words),
@@ -105,7 +105,7 @@ def _record_gif(registry, run, target: Path, words: list[str]) -> None:
 def _watch_episode(registry, run, ref: str, config: dict, ckpt, policy, protocol: str, seed: int | None,
                    gif: Path | None, live: bool, checkpoint: str, trials: int) -> None:
     """Harlow / two-step: the first `trials` trials of one episode of the protocol's environment, step by step."""
-    from ..analysis import metarl, watch as watching
+    from neurorl_cli.analysis import metarl, watch as watching
 
     spec = config["task"]["protocols"][protocol]
     env_seed = int(spec.get("seed", 0)) if seed is None else seed
@@ -128,7 +128,7 @@ def _watch_firefly(registry, run, ref: str, config: dict, ckpt, path: Path, prot
                    gif: Path | None, live: bool, checkpoint: str, trials: int) -> None:
     """Firefly: trials of the protocol seen from above, step by step (the EKF agents included,
     since the recording runs their filter)."""
-    from ..analysis import firefly, watch as watching
+    from neurorl_cli.analysis import firefly, watch as watching
 
     spec = dict(config["task"]["protocols"][protocol])
     env_seed = int(spec.get("seed", 0)) if seed is None else seed
@@ -149,8 +149,8 @@ def _watch_doom(registry, run, ref: str, config: dict, ckpt, policy, protocol: s
                 gif: Path | None, live: bool, checkpoint: str, episodes: int | None) -> None:
     """Doom: what the agent sees (the full screen) with its health and action, over whole episodes
     of the protocol's environment (its frame skip; its greedy or sampled actions)."""
-    from ..analysis import watch as watching
-    from ..envs.doom import play
+    from neurorl_cli.analysis import watch as watching
+    from neurorl_cli.envs.doom import play
 
     spec = config["task"]["protocols"][protocol]
     env_seed = int(spec.get("seed", 0)) if seed is None else seed
@@ -177,7 +177,7 @@ def _watch_doom(registry, run, ref: str, config: dict, ckpt, policy, protocol: s
 
 def _watch_conditioning(registry, run, ref: str, gif: Path | None, live: bool, trials: int | None, trial_type: int) -> None:
     """The run's predictors over its trials of one type, from its stored simulation (no checkpoint is run)."""
-    from ..analysis import conditioning
+    from neurorl_cli.analysis import conditioning
 
     try:
         sim = conditioning.load_simulation(run.run_dir)

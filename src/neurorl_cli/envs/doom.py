@@ -31,8 +31,8 @@ import gymnasium as gym
 import numpy as np
 import vizdoom as vzd
 
-from ..catalog import bundled_dir, task_environment
-from ..errors import UserError
+from neurorl_cli.catalog import bundled_dir, task_environment
+from neurorl_cli.errors import UserError
 
 B = vzd.Button
 TURN_PAIRS = [(B.TURN_LEFT, B.TURN_RIGHT), (B.MOVE_LEFT, B.MOVE_RIGHT)]

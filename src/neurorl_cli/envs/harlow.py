@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from .batched import BatchedEnv
+from neurorl_cli.envs.batched import BatchedEnv
 
 LEFT, RIGHT = 0, 1
 

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..errors import UserError
+from neurorl_cli.errors import UserError
 
 # A TOML list whose first item names one of these is NeuroGym's (distribution, args) tuple;
 # any other list stays a list (NeuroGym reads a list as "choose one at random").
@@ -63,7 +63,7 @@ def env_class(env: dict):
 
 
 def constructor_defaults(env: dict) -> dict[str, Any]:
-    from ..catalog import describe_signature
+    from neurorl_cli.catalog import describe_signature
 
     return describe_signature(env_class(env).__init__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .batched import BatchedEnv
+from neurorl_cli.envs.batched import BatchedEnv
 
 S1, S2, S3 = 0, 1, 2
 

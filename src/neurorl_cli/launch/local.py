@@ -20,9 +20,9 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ..registry.ingest import finish_unfinished, ingest
-from ..registry.models import FINISHED, Run
-from . import progress as bars_
+from neurorl_cli.registry.ingest import finish_unfinished, ingest
+from neurorl_cli.registry.models import FINISHED, Run
+from neurorl_cli.launch import progress as bars_
 
 POLL = 1.0  # seconds between ingests while workers run
 WORKER_LOG = "worker.log"

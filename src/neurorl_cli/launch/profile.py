@@ -27,8 +27,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import UserError
-from ..home import Home
+from neurorl_cli.errors import UserError
+from neurorl_cli.home import Home
 
 PROFILE_NAME = "slurm.toml"
 DEFAULT_TIME_MIN = 240

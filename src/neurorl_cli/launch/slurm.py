@@ -30,12 +30,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from submitit.helpers import Checkpointable
 
-from ..registry.ingest import finish_unfinished, ingest
-from ..registry.models import FINISHED, Run
-from ..runlog import RunLog, read_run_file
-from . import progress as bars_
-from .local import WORKER_LOG, _tail
-from .profile import Resources
+from neurorl_cli.registry.ingest import finish_unfinished, ingest
+from neurorl_cli.registry.models import FINISHED, Run
+from neurorl_cli.runlog import RunLog, read_run_file
+from neurorl_cli.launch import progress as bars_
+from neurorl_cli.launch.local import WORKER_LOG, _tail
+from neurorl_cli.launch.profile import Resources
 
 POLL = 1.0  # seconds between ingests while jobs run
 SCHEDULER_POLL = 10.0  # seconds between squeue calls (a busy controller does not like more)
@@ -84,7 +84,7 @@ class WorkerJob(Checkpointable):
             if engine is None:
                 self._fail(run_dir, f"--container {self.container}: neither apptainer nor singularity is on PATH on {os.uname().nodename}")
                 return 1
-            from ..provenance import CONTAINER_DIGEST_ENV, CONTAINER_IMAGE_ENV
+            from neurorl_cli.provenance import CONTAINER_DIGEST_ENV, CONTAINER_IMAGE_ENV
 
             env[CONTAINER_IMAGE_ENV] = self.container
             if self.digest:
@@ -108,7 +108,7 @@ class WorkerJob(Checkpointable):
 
     def checkpoint(self, run_dir: str):
         """Time limit or preemption (submitit's USR2): final checkpoint, then requeue."""
-        from ..worker import STOP_GRACE, scan
+        from neurorl_cli.worker import STOP_GRACE, scan
 
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
@@ -330,7 +330,7 @@ class SubmititDispatcher:
                 job.cancel(check=False)
             except Exception:  # noqa: BLE001  (a job that ended meanwhile)
                 pass
-        from ..worker import STOP_GRACE
+        from neurorl_cli.worker import STOP_GRACE
 
         deadline = time.time() + STOP_GRACE + 5
         while time.time() < deadline:

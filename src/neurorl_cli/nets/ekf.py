@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from ..envs.firefly import DT, MAX_ANGULAR, MAX_LINEAR, Firefly
+from neurorl_cli.envs.firefly import DT, MAX_ANGULAR, MAX_LINEAR, Firefly
 
 BELIEF_DIM = 13
 _POS_TRIU = torch.triu_indices(3, 3)  # (0,0) (0,1) (0,2) (1,1) (1,2) (2,2)

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..catalog import ENCODER_SETTINGS as ALL_SETTINGS  # every encoder setting any engine may pass
-from ..errors import UserError
+from neurorl_cli.catalog import ENCODER_SETTINGS as ALL_SETTINGS  # every encoder setting any engine may pass
+from neurorl_cli.errors import UserError
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event
 
-from ..catalog import bundled_dir
-from ..atomic import CannotWrite
-from ..errors import UserError, WorkFailed
-from ..home import Home, find_home
+from neurorl_cli.catalog import bundled_dir
+from neurorl_cli.atomic import CannotWrite
+from neurorl_cli.errors import UserError, WorkFailed
+from neurorl_cli.home import Home, find_home
 
 BUSY_TIMEOUT_MS = 60_000
 

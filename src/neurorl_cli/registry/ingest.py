@@ -17,10 +17,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from ..home import from_stored, to_stored
-from ..runlog import EVENTS, read_run_file
-from .db import runs_root
-from .models import FINISHED
+from neurorl_cli.home import from_stored, to_stored
+from neurorl_cli.runlog import EVENTS, read_run_file
+from neurorl_cli.registry.db import runs_root
+from neurorl_cli.registry.models import FINISHED
 
 CRASH_GRACE = 15.0  # seconds past a heartbeat's promise before a run counts as crashed
 CRASH_GRACE_ENV = "NEURORL_CRASH_GRACE"  # overrides it (tests, benchmarks, slow file systems)

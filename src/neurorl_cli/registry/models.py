@@ -11,7 +11,7 @@ from sqlalchemy import true as sa_true
 from sqlalchemy.types import JSON, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from ..home import from_stored, to_stored
+from neurorl_cli.home import from_stored, to_stored
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "crashed", "cancelled")
 FINISHED = ("completed", "failed", "crashed", "cancelled")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
-from ..errors import UserError
-from .models import Checkpoint, Evaluation, Experiment, Metric, Run
+from neurorl_cli.errors import UserError
+from neurorl_cli.registry.models import Checkpoint, Evaluation, Experiment, Metric, Run
 
 MIN_PREFIX = 6  # hash prefixes shorter than this are too easy to collide
 ID = re.compile(r"^([er])([0-9]+)$")  # e12: experiment 12; r34: run 34

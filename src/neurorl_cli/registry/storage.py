@@ -18,9 +18,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ..runlog import CHECKPOINTS, EVENTS, RUN_FILE
-from . import queries
-from .models import Checkpoint, Run, now
+from neurorl_cli.runlog import CHECKPOINTS, EVENTS, RUN_FILE
+from neurorl_cli.registry import queries
+from neurorl_cli.registry.models import Checkpoint, Run, now
 
 ACTIVE = ("queued", "running")
 
