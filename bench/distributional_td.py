@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from neurorl_cli.backends.distributional_td import SMALL_TRIAL_WORK, draw_params, simulate, simulate_loop
-from neurorl_cli.envs.conditioning import Schedule, build
+from neurorl_cli.engines.native.distributional_td import SMALL_TRIAL_WORK, draw_params, simulate, simulate_loop
+from neurorl_cli.families.conditioning.schedule import Schedule, build
 
 LOOP_SECONDS_PER_RUN = 120  # longer than this and the loop runs fewer trials, scaled linearly
 

@@ -1,4 +1,4 @@
-"""neurorl's ViZDoom adapter (envs/doom.py) against raw vizdoom stepping.
+"""neurorl's ViZDoom adapter (families/doom/env.py) against raw vizdoom stepping.
 
     python bench/doom_adapter.py [--scenario retinal_apple_gathering] [--steps 20000] [--runs 5]
 
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import vizdoom as vzd
 
-from neurorl_cli.envs.doom import DoomEnv, _doom_ini, scenario_path
+from neurorl_cli.families.doom.env import DoomEnv, _doom_ini, scenario_path
 
 FRAME_SKIP = 4
 

@@ -64,7 +64,7 @@ def main() -> None:
                                          "holds the run and its evaluations is reused, nothing is done twice)")
     args = parser.parse_args()
 
-    from neurorl_cli.envs.doom import evaluate
+    from neurorl_cli.families.doom.env import evaluate
 
     home = Path(args.home or tempfile.mkdtemp(prefix="bench-apple-"))
     print(f"registry: {home}", flush=True)

@@ -61,7 +61,7 @@ def their_argv(args, train_dir: Path) -> list[str]:
     """The example's command line: neurorl's sample-factory settings for the same spec, where the
     example's own Doom defaults differ."""
     from neurorl_cli import catalog
-    from neurorl_cli.backends.sample_factory import FIXED, sf_settings
+    from neurorl_cli.engines.sample_factory.trainer import FIXED, sf_settings
 
     config = catalog.resolve(catalog.load_task(TASK), catalog.load_model(MODEL),
                              [s for s in our_settings(args) if s != "--set"], steps=args.steps)[0]
@@ -87,7 +87,7 @@ def run_theirs(argv: list[str], clock_file: str, their_encoder: str) -> None:
     register_vizdoom_components()
     cfg = parse_vizdoom_cfg(argv=argv)
     if their_encoder == "retinal":
-        from neurorl_cli.backends.sf_glue import make_sf_encoder
+        from neurorl_cli.engines.sample_factory.glue import make_sf_encoder
         from neurorl_cli.nets.retinal import DEFAULTS
 
         settings = {**DEFAULTS[MODEL], "hidden_size": cfg.rnn_size}

@@ -190,7 +190,7 @@ def eval_speed(args) -> None:
     import torch
 
     from neurorl_cli import catalog
-    from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend
+    from neurorl_cli.engines.native.td3 import TD3, Hyper, TD3Backend
 
     config = catalog.resolve(catalog.load_task("firefly"), catalog.load_model("td3-modular"))[0]
     protocol = {**config["task"]["protocols"]["gain1x"], "trials": args.trials}

@@ -56,8 +56,8 @@ def direct_sb3(seed: int, steps: int, out: str) -> str:
 
 def score(checkpoint: str) -> float:
     from neurorl_cli import catalog
-    from neurorl_cli.backends.sb3 import SB3Backend
-    from neurorl_cli.evaluation import rollout
+    from neurorl_cli.engines.sb3.trainer import SB3Backend
+    from neurorl_cli.families.neurogym.rollout import rollout
 
     (config,) = catalog.resolve(catalog.load_task("perceptual-decision-making"), catalog.load_model("recurrent-ppo"))
     protocol = config["task"]["protocols"]["default"]

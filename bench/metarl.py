@@ -43,7 +43,7 @@ def harlow_settings() -> dict:
 
 
 def held_out(policy, env: dict) -> dict:
-    from neurorl_cli.evaluation import evaluate_batched
+    from neurorl_cli.families.metarl.rollout import evaluate_batched
 
     metrics, _ = evaluate_batched(policy, {"kind": "harlow", "env": env}, {"trials": 1200, "seed": 100_000, "kwargs": {"pool": "test"}})
     return metrics
@@ -53,8 +53,8 @@ def ours_until(target: float, seed: int, scratch: Path, max_steps: int = 3_000_0
     """Train ours until its held-out accuracy on trials 2-6 reaches `target`: steps and
     training seconds at the first checkpoint that does (checkpoint times from the run log)."""
     from neurorl_cli import catalog
-    from neurorl_cli.backends.base import RunConfig
-    from neurorl_cli.backends.meta_a2c import MetaA2CBackend
+    from neurorl_cli.interfaces import RunConfig
+    from neurorl_cli.engines.native.meta_a2c import MetaA2CBackend
     from neurorl_cli.runlog import RunLog
 
     config = catalog.resolve(catalog.load_task("harlow"), catalog.load_model("meta-a2c-lstm"), steps=max_steps, checkpoint_every=every)[0]
@@ -77,8 +77,8 @@ def ours(steps: int, seed: int, scratch: Path) -> dict:
     import torch
 
     from neurorl_cli import catalog
-    from neurorl_cli.backends.base import RunConfig
-    from neurorl_cli.backends.meta_a2c import MetaA2CBackend
+    from neurorl_cli.interfaces import RunConfig
+    from neurorl_cli.engines.native.meta_a2c import MetaA2CBackend
     from neurorl_cli.runlog import RunLog
 
     config = catalog.resolve(catalog.load_task("harlow"), catalog.load_model("meta-a2c-lstm"), steps=steps)[0]
@@ -102,7 +102,7 @@ def recurrent_ppo(steps: int, seed: int) -> dict:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from neurorl_cli.backends.sb3 import SB3Policy
+    from neurorl_cli.engines.sb3.trainer import SB3Policy
 
     torch.set_num_threads(1)
     env_kwargs = harlow_settings()

@@ -4,7 +4,7 @@
     python scenarios/build.py --check    exit 1 if a committed .wad differs from its sources
     python scenarios/build.py --out DIR  write into DIR instead (the test's rebuild)
 
-The builder itself is neurorl_cli.envs.wad; see its docstring for the source layout.
+The builder itself is neurorl_cli.families.doom.wad; see its docstring for the source layout.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 # in an installed copy (neurorl_cli/bundled/scenarios) there is no src/ and the package serves.
 if (HERE.parent / "src" / "neurorl_cli").is_dir():
     sys.path.insert(0, str(HERE.parent / "src"))
-from neurorl_cli.envs import wad  # noqa: E402
+from neurorl_cli.families.doom import wad  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

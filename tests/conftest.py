@@ -21,9 +21,11 @@ def neurorl_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def cli(*args: str, home: Path | None = None, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `neurorl ARGS` as a user would: a separate process, its exit code, its output."""
-    env = dict(os.environ)
+def cli(*args: str, home: Path | None = None, check: bool = False, timeout: float = 600,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `neurorl ARGS` as a user would: a separate process, its exit code, its output.
+    `env`: variables set for it on top of this process's environment."""
+    env = {**os.environ, **(env or {})}
     if home is not None:
         env["NEURORL_HOME"] = str(home)
     env.setdefault("COLUMNS", "200")

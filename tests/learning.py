@@ -35,6 +35,6 @@ def harlow_group(cli, seeds: str, home: Path, extra: tuple[str, ...] = ()) -> li
 
 
 def harlow_learned(metrics: dict) -> bool:
-    from neurorl_cli.analysis.metarl import blind_baseline
+    from neurorl_cli.families.metarl.analysis import blind_baseline
 
     return metrics["accuracy_later"] > float(np.mean(blind_baseline(6)[1:])) + HARLOW_MARGIN

@@ -8,7 +8,10 @@ import pytest
 from sqlmodel import Session, select
 
 from neurorl_cli import api
-from neurorl_cli.analysis import checkpoints, html, methods, psychometric, report, training
+from neurorl_cli.analysis import checkpoints, html, training
+from neurorl_cli.report import methods
+from neurorl_cli.families.neurogym import psychometric
+from neurorl_cli.report import assemble as report
 from neurorl_cli.analysis.stats import bootstrap_ci
 from neurorl_cli.registry.db import open_registry
 from neurorl_cli.registry.models import Artifact, Checkpoint, Evaluation, Experiment, Metric, Run, Trial

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurorl_cli.analysis import conditioning
-from neurorl_cli.backends.base import RunConfig
-from neurorl_cli.backends.distributional_td import SIMULATION
+from neurorl_cli.families.conditioning import analysis as conditioning
+from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.engines.native.distributional_td import SIMULATION
 from neurorl_cli.runlog import EVENTS, write_run_file
 from neurorl_cli.worker import run_worker
 

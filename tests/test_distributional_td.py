@@ -11,15 +11,15 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from neurorl_cli.backends.base import RunConfig
-from neurorl_cli.backends.distributional_td import (
+from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.engines.native.distributional_td import (
     SIMULATION,
     draw_params,
     load_snapshot,
     simulate,
     simulate_loop,
 )
-from neurorl_cli.envs.conditioning import Schedule, build
+from neurorl_cli.families.conditioning.schedule import Schedule, build
 from neurorl_cli.runlog import EVENTS, write_run_file
 from neurorl_cli.worker import run_worker
 

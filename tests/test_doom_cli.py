@@ -99,7 +99,8 @@ def test_eval_all_checkpoints_under_both_protocols(basic):
 
 
 def test_evaluation_is_reproducible_and_record_has_the_analysis_arrays(basic):
-    from neurorl_cli.backends.sample_factory import SampleFactoryBackend
+    from neurorl_cli import rollouts
+    from neurorl_cli.engines.sample_factory.trainer import SampleFactoryBackend
 
     config = json.loads(_query(basic, "SELECT config FROM experiment")[0][0])
     run_dir, path = _query(basic, "SELECT r.run_dir, c.path FROM run r JOIN checkpoint c ON c.run_id = r.id "
@@ -107,8 +108,8 @@ def test_evaluation_is_reproducible_and_record_has_the_analysis_arrays(basic):
     checkpoint = stored_path(basic, run_dir) / path
     backend = SampleFactoryBackend()
     protocol = {**config["task"]["protocols"]["default"], "episodes": 2}
-    a, rows = backend.evaluate(config, checkpoint, protocol)
-    b, _ = backend.evaluate(config, checkpoint, protocol)
+    a, rows = rollouts.evaluate(config, checkpoint, protocol)
+    b, _ = rollouts.evaluate(config, checkpoint, protocol)
     assert a == b and len(rows) == 2 and [r["index"] for r in rows] == [0, 1]
 
     rec = backend.record(config, checkpoint, steps=40, frame_skip=1, seed=3)

@@ -1,4 +1,4 @@
-"""The ViZDoom adapter (envs/doom.py) with the real engine: scenarios, observations, actions,
+"""The ViZDoom adapter (families/doom/env.py) with the real engine: scenarios, observations, actions,
 frame skip, reward shaping, seeds, bad input; and a Doom task trained end to end by sb3."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import vizdoom as vzd
 
 from neurorl_cli import catalog
-from neurorl_cli.analysis.retinal import TRUE_REWARD_KEY
-from neurorl_cli.envs.doom import DoomEnv, health_events, scenario_names, scenario_path
+from neurorl_cli.families.doom.analysis import TRUE_REWARD_KEY
+from neurorl_cli.families.doom.env import DoomEnv, health_events, scenario_names, scenario_path
 from neurorl_cli.errors import UserError
 
 from .conftest import REPO, cli
@@ -246,7 +246,7 @@ def test_bad_doom_input_is_one_line(neurorl_home, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "unknown scenario 'retinal_nope'" in proc.stderr and "health_gathering" in proc.stderr
     proc = cli("train", "doom-basic", "recurrent-ppo")
-    assert proc.returncode == 2 and "doom task" in proc.stderr
+    assert proc.returncode == 2 and "gives images" in proc.stderr
 
 
 @pytest.mark.slow

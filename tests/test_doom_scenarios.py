@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import vizdoom as vzd
 
-from neurorl_cli.envs import wad
+from neurorl_cli.families.doom import wad
 
 from .conftest import REPO
 

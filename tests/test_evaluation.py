@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from neurorl_cli.evaluation import rollout
+from neurorl_cli.families.neurogym.rollout import rollout
 from neurorl_cli.home import find_home
 from neurorl_cli.registry import db
 from neurorl_cli.registry.models import Checkpoint, Evaluation, Run
@@ -20,7 +20,7 @@ def test_evaluation_carries_the_recurrent_state():
     from sb3_contrib import RecurrentPPO
 
     from neurorl_cli import catalog
-    from neurorl_cli.backends.sb3 import SB3Policy, make_vec_env
+    from neurorl_cli.engines.sb3.trainer import SB3Policy, make_vec_env
 
     (config,) = catalog.resolve(catalog.load_task("perceptual-decision-making"), catalog.load_model("recurrent-ppo"))
     model = RecurrentPPO("MlpLstmPolicy", make_vec_env(config["task"], 0, 1), seed=0, policy_kwargs={"lstm_hidden_size": 32})

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 import torch
 
-from neurorl_cli.backends.td3 import TD3, Hyper, TD3Backend, TrajectoryReplay, TransitionReplay, explore, smooth_target
+from neurorl_cli.engines.native.td3 import TD3, Hyper, TD3Backend, TrajectoryReplay, TransitionReplay, explore, smooth_target
 
 from .conftest import cli, resume_in, stored_path
 
@@ -178,13 +178,14 @@ def test_a_damaged_checkpoint_is_reported_in_place_and_the_others_evaluated(tmp_
 
 
 def test_recordings_draw_the_tasks_own_reward_zone_and_visibility(tmp_path):
-    from neurorl_cli.analysis import firefly
+    from neurorl_cli.engines.native.engine import engine
+    from neurorl_cli.families.firefly import analysis as firefly
 
     hyper = Hyper()
     path = tmp_path / "agent.pt"
     torch.save({"agent": TD3(hyper, "cpu").state_dict(), "hyper": hyper.model_dump()}, path)
-    config = {"task": {"env": {"goal_radius": 120, "target_visible_steps": 5}}}
-    recording = firefly.record(config, path, {"seed": 0}, trials=2)
+    config = {"task": {"env": {"goal_radius": 120, "target_visible_steps": 5}}, "model": {"algo": "td3"}}
+    recording = firefly.record(engine, config, path, {"seed": 0}, trials=2)
     assert float(recording["goal_radius_cm"]) == pytest.approx(120) and int(recording["visible_steps"]) == 5
     assert firefly.render_frames(recording, "untrained", trials=1)
 

@@ -9,8 +9,8 @@ import gymnasium as gym
 import pytest
 import torch
 
-from neurorl_cli.envs.firefly import DT, LINEAR_SCALE, MAX_ANGULAR, MAX_LINEAR, PULSE_SHAPE, Firefly
-from neurorl_cli.nets.ekf import FireflyEKF
+from neurorl_cli.families.firefly.env import DT, LINEAR_SCALE, MAX_ANGULAR, MAX_LINEAR, PULSE_SHAPE, Firefly
+from neurorl_cli.families.firefly.ekf import FireflyEKF
 
 FAR = (0.0, 10.0)  # a target no test trajectory reaches
 

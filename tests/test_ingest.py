@@ -125,7 +125,7 @@ def test_four_workers_write_while_the_cli_ingests():
 
 
 def test_a_checkpoint_saved_again_at_its_step_replaces_the_old_record_and_its_evaluations():
-    from neurorl_cli.evaluation import verify_checkpoint
+    from neurorl_cli.rollouts import verify_checkpoint
 
     home = find_home()
     engine = db.open_registry(home)

@@ -111,8 +111,8 @@ def test_bad_meta_rl_input_is_one_clear_line(neurorl_home):
         (["train", "harlow", "meta-a2c-lstm", "--set", "task.trials=5"], "even"),
         (["train", "harlow", "meta-a2c-lstm", "--set", "task.pool=validation"], "pool"),
         (["train", "harlow", "meta-a2c-lstm", "--set", "model.hidden_size=-3"], "hidden_size"),
-        (["train", "harlow", "distributional-td"], "conditioning"),
-        (["train", "conditioning-fixed", "meta-a2c-lstm"], "meta-rl"),
+        (["train", "harlow", "distributional-td"], "cue-reward schedule"),
+        (["train", "conditioning-fixed", "meta-a2c-lstm"], "batched episodes"),
     ]:
         proc = cli(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)

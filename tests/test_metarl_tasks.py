@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from neurorl_cli.analysis.metarl import blind_baseline
-from neurorl_cli.envs import batched
-from neurorl_cli.envs.harlow import Harlow
-from neurorl_cli.envs.two_step import TwoStep, stay_probabilities
-from neurorl_cli.evaluation import batched_metrics, run_episodes
+from neurorl_cli.families.metarl.analysis import blind_baseline
+from neurorl_cli.families.metarl import envs as metarl_envs
+from neurorl_cli.families.metarl.harlow import Harlow
+from neurorl_cli.families.metarl.two_step import TwoStep, stay_probabilities
+from neurorl_cli.families.metarl.rollout import batched_metrics, run_episodes
 
 
 def play(env, choose):
@@ -187,6 +187,6 @@ def test_gymnasium_ids_and_checks():
     again, _ = env.reset(seed=1)
     assert np.array_equal(first, again)
     with pytest.raises(ValueError, match="unknown setting"):
-        batched.check("harlow", {"objects": 3})
+        metarl_envs.check("harlow", {"objects": 3})
     with pytest.raises(ValueError, match="even"):
-        batched.check("harlow", {"trials": 5})
+        metarl_envs.check("harlow", {"trials": 5})

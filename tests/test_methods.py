@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from neurorl_cli import provenance
-from neurorl_cli.analysis import methods, training
+from neurorl_cli.analysis import training
+from neurorl_cli.report import methods
 from neurorl_cli.catalog import load_model, load_task, resolve
 
 from .conftest import REPO, cli

@@ -24,7 +24,7 @@ def test_wheel_carries_catalogs_and_migrations(tmp_path):
     assert {"neurorl_cli/nets/meta_lstm.py", "neurorl_cli/bundled/tasks/harlow.toml"} <= names
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[gymnasium.envs]" in text and "neurorl = neurorl_cli.envs.gym_ids:register" in text
+    assert "[gymnasium.envs]" in text and "neurorl = neurorl_cli.plugins:register_gym_ids" in text
 
 
 def test_importing_gymnasium_registers_our_ids_without_torch():

@@ -13,7 +13,9 @@ from sqlmodel import Session, select
 from torch import nn
 
 from neurorl_cli import api
-from neurorl_cli.analysis import html, report, retinal
+from neurorl_cli.analysis import html
+from neurorl_cli.report import assemble as report
+from neurorl_cli.families.doom import analysis as retinal
 from neurorl_cli.nets.retinal import make_encoder
 from neurorl_cli.registry.db import open_registry
 from neurorl_cli.registry.models import Artifact, Checkpoint, Evaluation, Experiment, Metric, Run
@@ -254,6 +256,18 @@ def doom_run(neurorl_home, tmp_path):
     return api.Registry(engine), config, run, ckpt
 
 
+def _register(registry, run):
+    """What the report gives a family to keep a file it made: an artifact row, once per path."""
+    from neurorl_cli.registry import queries
+
+    def register(path, kind, query):
+        with registry.session() as session:
+            queries.add_artifact(session, kind, path, query, experiment_id=run.experiment_id, run_id=run.id, once=True)
+            session.commit()
+
+    return register
+
+
 def _recording_artifacts(registry) -> list[Artifact]:
     with registry.session() as session:
         return list(session.exec(select(Artifact).where(Artifact.kind == retinal.RECORDING_KIND)))
@@ -267,19 +281,19 @@ def test_a_recording_is_stored_once_and_reused(doom_run):
         calls.append(1)
         return _synthetic_recording(30)
 
-    first, reused = retinal.recorded_activity(registry, run, ckpt, record, 30, 7)
+    first, reused = retinal.recorded_activity(_register(registry, run), run, ckpt, record, 30, 7)
     assert not reused and len(calls) == 1
     (artifact,) = _recording_artifacts(registry)
     assert artifact.run_id == run.id and artifact.path.endswith("recording-step50-abababababab-T30-fs1-seed7.npz")
-    again, reused = retinal.recorded_activity(registry, run, ckpt, record, 30, 7)
+    again, reused = retinal.recorded_activity(_register(registry, run), run, ckpt, record, 30, 7)
     assert reused and len(calls) == 1 and len(_recording_artifacts(registry)) == 1
     assert all(np.array_equal(first[k], again[k]) for k in retinal.RECORDING_KEYS)
     # Other settings are another recording; a damaged file is recorded again.
-    retinal.recorded_activity(registry, run, ckpt, record, 20, 7)
+    retinal.recorded_activity(_register(registry, run), run, ckpt, record, 20, 7)
     assert len(calls) == 2 and len(_recording_artifacts(registry)) == 2
     with open(artifact.path, "wb") as fh:
         fh.write(b"not an npz")
-    _, reused = retinal.recorded_activity(registry, run, ckpt, record, 30, 7)
+    _, reused = retinal.recorded_activity(_register(registry, run), run, ckpt, record, 30, 7)
     assert not reused and len(calls) == 3 and len(_recording_artifacts(registry)) == 2
 
 
@@ -288,11 +302,11 @@ def test_a_recording_with_missing_or_uneven_arrays_is_refused(doom_run):
     broken = _synthetic_recording(10)
     del broken["rnn"]
     with pytest.raises(ValueError, match="lacks rnn"):
-        retinal.recorded_activity(registry, run, ckpt, lambda: broken, 10, 0)
+        retinal.recorded_activity(_register(registry, run), run, ckpt, lambda: broken, 10, 0)
     uneven = _synthetic_recording(10)
     uneven["value"] = uneven["value"][:5]
     with pytest.raises(ValueError, match="differ in length"):
-        retinal.recorded_activity(registry, run, ckpt, lambda: uneven, 10, 0)
+        retinal.recorded_activity(_register(registry, run), run, ckpt, lambda: uneven, 10, 0)
     assert _recording_artifacts(registry) == []
 
 
@@ -307,7 +321,7 @@ def test_doom_section_from_a_recording_and_a_real_encoder(doom_run, tmp_path):
         return _synthetic_recording(steps)
 
     out, written = tmp_path / "rep", []
-    sections = retinal.doom_analysis_sections(registry, config, run, ckpt, tmp_path / "ckpt.pth", out, written,
+    sections = retinal.doom_analysis_sections(_register(registry, run), config, run, ckpt, tmp_path / "ckpt.pth", out, written,
                                               steps=120, rf_samples=400, policy=policy, record=record)
     assert asked == [(tmp_path / "ckpt.pth", 120, 1, 7)]  # frame skip 1, the frameskip-1 protocol's seed
     names = {p.name for p in written}
@@ -320,14 +334,14 @@ def test_doom_section_from_a_recording_and_a_real_encoder(doom_run, tmp_path):
 
     assert iio.improps(out / "agent_view.gif").shape[0] == 120
     # A second report reuses the stored recording: nothing is simulated again.
-    sections = retinal.doom_analysis_sections(registry, config, run, ckpt, tmp_path / "ckpt.pth", out, [],
+    sections = retinal.doom_analysis_sections(_register(registry, run), config, run, ckpt, tmp_path / "ckpt.pth", out, [],
                                               steps=120, rf_samples=400, policy=policy, record=record)
     assert len(asked) == 1 and "stored recording" in html.page("t", sections)
 
 
 def test_doom_section_without_an_encoder_says_so(doom_run, tmp_path):
     registry, config, run, ckpt = doom_run
-    sections = retinal.doom_analysis_sections(registry, config, run, ckpt, tmp_path / "ckpt.pth", tmp_path / "rep", [],
+    sections = retinal.doom_analysis_sections(_register(registry, run), config, run, ckpt, tmp_path / "ckpt.pth", tmp_path / "rep", [],
                                               steps=40, rf_samples=100, policy=object(),
                                               record=lambda *a, **k: _synthetic_recording(40))
     assert "exposes no retinal encoder" in html.page("t", sections)
@@ -338,10 +352,10 @@ def test_an_engine_that_records_nothing_still_gets_receptive_fields(doom_run, tm
     sb3 = {**config, "model": {"name": "retinal-recurrent-ppo", "engine": "sb3", "algo": "RecurrentPPO", "hyper": {}}}
     encoder = make_encoder("retinal-simple", (3, 36, 64), global_channels=2)
     written = []
-    sections = retinal.doom_analysis_sections(registry, sb3, run, ckpt, tmp_path / "ckpt.zip", tmp_path / "rep", written,
+    sections = retinal.doom_analysis_sections(_register(registry, run), sb3, run, ckpt, tmp_path / "ckpt.zip", tmp_path / "rep", written,
                                               rf_samples=200, policy=SimpleNamespace(model=encoder))
     page = html.page("t", sections)
-    assert "The sb3 backend does not record activity" in page
+    assert "The sb3 engine does not record activity" in page
     assert {p.name for p in written} == {"rf_conv1.png", "rf_conv1.svg", "rf_conv1.csv"}
     assert _recording_artifacts(registry) == []
 

@@ -130,7 +130,7 @@ def test_bad_settings_are_refused():
 
 
 def test_sb3_features_extractor_wraps_the_encoder():
-    from neurorl_cli.backends.sb3 import RetinalFeatures
+    from neurorl_cli.engines.sb3.trainer import RetinalFeatures
 
     space = gym.spaces.Box(0, 255, OBS, dtype=np.uint8)
     features = RetinalFeatures(space, name="retinal-lindsey", global_channels=8, hidden_size=16)

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from neurorl_cli.atomic import sha256
-from neurorl_cli.backends.base import UnreadableCheckpoint, load_checkpoint
-from neurorl_cli.backends.meta_a2c import Hyper as MetaHyper
-from neurorl_cli.backends.meta_a2c import MetaA2CBackend
-from neurorl_cli.backends.td3 import TD3, load_nets
-from neurorl_cli.backends.td3 import Hyper as TD3Hyper
+from neurorl_cli.engines.base import UnreadableCheckpoint, load_checkpoint
+from neurorl_cli.engines.native.meta_a2c import Hyper as MetaHyper
+from neurorl_cli.engines.native.meta_a2c import MetaA2CBackend
+from neurorl_cli.engines.native.td3 import TD3, load_nets
+from neurorl_cli.engines.native.td3 import Hyper as TD3Hyper
 
 from .conftest import cli
 
@@ -251,7 +251,7 @@ def test_an_sb3_checkpoint_is_loaded_without_unpickling_its_entries(trained, tmp
     import cloudpickle
     import numpy as np
 
-    from neurorl_cli.backends.sb3 import SB3Backend
+    from neurorl_cli.engines.sb3.trainer import SB3Backend
 
     home = trained
     run_dir, path = sqlite3.connect(home / "registry.db").execute(

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from neurorl_cli import catalog
-from neurorl_cli.backends.base import RunConfig
-from neurorl_cli.envs.neurogym_env import make_env
+from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.families.neurogym.envs import make_env
 from neurorl_cli.runlog import EVENTS, write_run_file
 from neurorl_cli.worker import run_worker
 

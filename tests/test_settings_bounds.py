@@ -16,9 +16,17 @@ from typing import Any, Literal, Union, get_args, get_origin
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from neurorl_cli import catalog
-from neurorl_cli.envs import batched, conditioning
-from neurorl_cli.envs.firefly import Firefly
+from neurorl_cli import catalog, plugins
+from neurorl_cli.engines.native.engine import NativeModel, native_hyper
+from neurorl_cli.engines.sample_factory.engine import SampleFactoryHyper
+from neurorl_cli.engines.sb3.engine import SB3_HYPER, SB3Model, SB3PolicyKwargs
+from neurorl_cli.families.metarl.spec import MetaRLTask
+from neurorl_cli.families.neurogym.spec import NeuroGymKwargs
+from neurorl_cli.nets.retinal import EncoderSettings
+from neurorl_cli.envs import batched
+from neurorl_cli.families.metarl import envs as metarl_envs
+from neurorl_cli.families.conditioning import schedule as conditioning
+from neurorl_cli.families.firefly.env import Firefly
 from neurorl_cli.errors import UserError
 
 from .conftest import cli
@@ -65,18 +73,19 @@ def roots() -> dict[str, type[BaseModel]]:
     """Every settings schema: the spec of each task family and engine, and the schema of each
     table a spec hands on as a free dict (a native trainer's hyper, an environment's settings)."""
     out = {}
-    for spec in _members(catalog.TaskSpec) + _members(catalog.ModelSpec):
+    specs = [f.task_spec for f in plugins.families().values()] + [e.model_spec for e in plugins.engines().values()]
+    for spec in specs:
         out[spec.__name__] = spec
-    for algo in _literal_args(catalog.NativeModel, "algo"):
-        out[f"native {algo} hyper"] = catalog.native_hyper(algo)
-    for algo in _literal_args(catalog.SB3Model, "algo"):
-        out[f"sb3 {algo} hyper"] = catalog.SB3_HYPER[algo]
-    out["sb3 policy_kwargs"] = catalog.SB3PolicyKwargs
-    out["sb3 encoder"] = catalog.EncoderSettings
-    out["sample-factory hyper"] = catalog.SampleFactoryHyper
-    out["neurogym env.kwargs"] = catalog.NeuroGymKwargs
-    for kind in _literal_args(catalog.MetaRLTask, "kind"):
-        out[f"meta-rl {kind} env"] = batched.settings_schema(batched.env_class(kind))
+    for algo in _literal_args(NativeModel, "algo"):
+        out[f"native {algo} hyper"] = native_hyper(algo)
+    for algo in _literal_args(SB3Model, "algo"):
+        out[f"sb3 {algo} hyper"] = SB3_HYPER[algo]
+    out["sb3 policy_kwargs"] = SB3PolicyKwargs
+    out["sb3 encoder"] = EncoderSettings
+    out["sample-factory hyper"] = SampleFactoryHyper
+    out["neurogym env.kwargs"] = NeuroGymKwargs
+    for kind in _literal_args(MetaRLTask, "kind"):
+        out[f"meta-rl {kind} env"] = batched.settings_schema(metarl_envs.env_class(kind))
     out["firefly env"] = batched.settings_schema(Firefly)
     out["conditioning schedule"] = conditioning.Schedule
     return out
@@ -100,7 +109,7 @@ def all_schemas() -> dict[type[BaseModel], str]:
 FREE_TABLES = {
     ("EnvSpec", "kwargs"): "NeuroGymKwargs, then the environment is built and stepped (envs/neurogym_env.spaces)",
     ("WrapperSpec", "kwargs"): "the wrapped environment is built and stepped (envs/neurogym_env.spaces)",
-    ("Protocol", "kwargs"): "the environment's settings schema (catalog._check_protocols)",
+    ("Protocol", "kwargs"): "the environment's settings schema (specs.check_protocols)",
     ("DoomProtocol", "kwargs"): "DoomTask's own fields (frame_skip, shape_reward) and the scenario check",
     ("NeuroGymTask", "model_defaults"): "applied as --set on the model, then its schema",
     ("ConditioningTask", "model_defaults"): "applied as --set on the model, then its schema",
@@ -110,11 +119,11 @@ FREE_TABLES = {
     ("ConditioningTask", "schedule"): "conditioning.Schedule",
     ("MetaRLTask", "env"): "batched.settings_schema of the kind's class",
     ("FireflyTask", "env"): "batched.settings_schema(Firefly)",
-    ("SB3Model", "hyper"): "catalog.SB3_HYPER[algo], then the library's model is built",
-    ("SB3Model", "policy_kwargs"): "catalog.SB3PolicyKwargs, then the library's model is built",
-    ("SB3Model", "encoder"): "catalog.EncoderSettings and nets/retinal.encoder_settings",
-    ("NativeModel", "hyper"): "catalog.native_hyper(algo)",
-    ("SampleFactoryModel", "hyper"): "catalog.SampleFactoryHyper",
+    ("SB3Model", "hyper"): "SB3_HYPER[algo], then the library's model is built",
+    ("SB3Model", "policy_kwargs"): "SB3PolicyKwargs, then the library's model is built",
+    ("SB3Model", "encoder"): "EncoderSettings and nets/retinal.encoder_settings",
+    ("NativeModel", "hyper"): "native_hyper(algo)",
+    ("SampleFactoryModel", "hyper"): "SampleFactoryHyper",
 }
 
 
@@ -159,22 +168,22 @@ def _examples() -> dict[type[BaseModel], dict]:
         data = spec.model_dump(by_alias=True, exclude_unset=True)
         add(type(spec), data)
         if data.get("family") == "neurogym":
-            add(catalog.NeuroGymKwargs, data["env"].get("kwargs", {}))
+            add(NeuroGymKwargs, data["env"].get("kwargs", {}))
         if data.get("family") == "meta-rl":
-            add(batched.settings_schema(batched.env_class(data["kind"])), data.get("env", {}))
+            add(batched.settings_schema(metarl_envs.env_class(data["kind"])), data.get("env", {}))
         if data.get("family") == "firefly":
             add(batched.settings_schema(Firefly), data.get("env", {}))
         if data.get("family") == "conditioning":
             add(conditioning.Schedule, data["schedule"])
         if data.get("engine") == "native":
-            add(catalog.native_hyper(data["algo"]), data.get("hyper", {}))
+            add(native_hyper(data["algo"]), data.get("hyper", {}))
         if data.get("engine") == "sample-factory":
-            add(catalog.SampleFactoryHyper, data.get("hyper", {}))
+            add(SampleFactoryHyper, data.get("hyper", {}))
         if data.get("engine") == "sb3":
-            add(catalog.SB3_HYPER[data["algo"]], data.get("hyper", {}))
-            add(catalog.SB3PolicyKwargs, data.get("policy_kwargs", {}))
+            add(SB3_HYPER[data["algo"]], data.get("hyper", {}))
+            add(SB3PolicyKwargs, data.get("policy_kwargs", {}))
             if data.get("encoder"):
-                add(catalog.EncoderSettings, {k: v for k, v in data["encoder"].items() if k != "name"})
+                add(EncoderSettings, {k: v for k, v in data["encoder"].items() if k != "name"})
     return found
 
 

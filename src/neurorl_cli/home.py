@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DIRNAME = ".neurorl"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_dir(name: str) -> Path:
+    """A folder shipped with neurorl: inside the installed package, or the source checkout's top."""
+    inside = PACKAGE_DIR / "bundled" / name
+    return inside if inside.is_dir() else PACKAGE_DIR.parents[1] / name
 
 
 @dataclass(frozen=True)

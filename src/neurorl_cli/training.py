@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from neurorl_cli import catalog
-from neurorl_cli.backends.base import RunConfig, backend_for
+from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.plugins import engine_of
+from neurorl_cli.specs import budget_total
 from neurorl_cli.errors import UserError, WorkFailed
 from neurorl_cli.home import Home
 from neurorl_cli.registry import queries
@@ -56,9 +58,26 @@ def _experiment(session: Session, config: dict, name: str | None, tags: list[str
 def check_settings(config: dict) -> None:
     """Settings that the schemas let through but the training library refuses are refused here,
     by building the library's object (no training), before any experiment or run is stored."""
-    backend = backend_for(config)
-    if hasattr(backend, "check_settings"):
-        backend.check_settings(config)
+    engine = engine_of(config)
+    if hasattr(engine, "check_settings"):
+        engine.check_settings(config)
+
+
+def budget_notice(config: dict) -> str | None:
+    """What a user should know before training: the engine's own note on its budget
+    (`budget_note`), or, for an engine that trains in whole updates (`budget_grain`), what the
+    budget rounds up to; None when it trains the budget as given."""
+    engine = engine_of(config)
+    note = engine.budget_note(config) if hasattr(engine, "budget_note") else None
+    if note:
+        return f"{config['model']['name']}: {note}"
+    grain = engine.budget_grain(config) if hasattr(engine, "budget_grain") else None
+    unit, total = budget_total(config)
+    if not grain or total % grain == 0:
+        return None
+    trained = -(-total // grain) * grain
+    return (f"{config['model']['name']} trains in whole updates of {grain:,} {unit}: "
+            f"the budget of {total:,} {unit} trains {trained:,}")
 
 
 def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name: str | None,

@@ -17,7 +17,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from neurorl_cli.backends.base import RunConfig, backend_for
+from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.plugins import engine_of
 from neurorl_cli.runlog import EVENTS, RunLog, read_run_file, write_run_file
 
 # Seconds a backend has to reach its next step and save after a stop request. Slurm's
@@ -93,7 +94,7 @@ def run_worker(run_dir: Path) -> int:
 
         torch.set_num_threads(run.threads)
     try:
-        backend_for(run.config).train(run, log)
+        engine_of(run.config).train(run, log)
         signal.alarm(0)
         if log.stop_requested:
             log.finish("cancelled", error=f"stopped by a signal (SIGTERM or Ctrl-C) at step {log.step}, after a final checkpoint")

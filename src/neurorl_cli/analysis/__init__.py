@@ -1,6 +1,6 @@
-"""Figures computed from stored runs and rollouts.
-
-One module per figure family. Each figure function takes DataFrames or arrays and writes
-PNG (for the page), SVG (beside it) and CSV (the figure's data) through `figures.save`.
-Matplotlib is used only through the Agg canvas, so no display is ever needed.
+"""What every task family draws its analyses with: figures (PNG, SVG and the figure's data as
+CSV, through `figures.save`), intervals and stats, training and score curves, prose for the
+methods, report sections (`html.Section`, which keeps its data beside its HTML) and GIFs.
+Matplotlib is used only through the Agg canvas, so no display is ever needed. Nothing here
+imports a family, an engine or the registry.
 """

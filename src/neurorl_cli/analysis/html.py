@@ -21,19 +21,26 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 
 @dataclass
 class Section:
+    """One part of a report. Each block is kept twice: as HTML for the page, and as data in
+    `items` (text, a notice, a figure with the CSV of its data, a table as a DataFrame), for
+    views that draw it themselves."""
+
     title: str
     blocks: list[str] = field(default_factory=list)  # HTML fragments, already escaped
+    items: list[dict] = field(default_factory=list)
 
     def text(self, text: str) -> Section:
         self.blocks.append(f"<p>{escape(text)}</p>")
+        self.items.append({"kind": "text", "text": text})
         return self
 
     def notice(self, text: str, command: str | None = None) -> Section:
         hint = f" <code>{escape(command)}</code>" if command else ""
         self.blocks.append(f'<p class="notice">{escape(text)}{hint}</p>')
+        self.items.append({"kind": "notice", "text": text, "command": command})
         return self
 
-    def figure(self, png: Path, caption: str, links: list[Path] = ()) -> Section:
+    def figure(self, png: Path, caption: str, links: list[Path] = (), data: Path | None = None) -> Section:
         data = base64.b64encode(Path(png).read_bytes()).decode()
         mime = "image/gif" if Path(png).suffix.lower() == ".gif" else "image/png"  # an animation shows as one
         files = " ".join(f'<a href="{escape(p.name)}">{escape(p.suffix.lstrip("."))}</a>' for p in links)
@@ -41,11 +48,13 @@ class Section:
             f'<figure><img alt="{escape(caption)}" src="data:{mime};base64,{data}">'
             f"<figcaption>{escape(caption)} {files}</figcaption></figure>"
         )
+        self.items.append({"kind": "figure", "image": Path(png), "caption": caption, "data": data, "files": list(links)})
         return self
 
     def table(self, frame: pd.DataFrame) -> Section:
         # to_html(escape=True) escapes cell text and column names.
         self.blocks.append(frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}"))
+        self.items.append({"kind": "table", "frame": frame})
         return self
 
 

@@ -13,15 +13,9 @@ def _fits(task, models) -> list[str]:
 
 
 def _source(task) -> str:
-    if task.family == "neurogym":
-        return task.env.id or task.env.entry_point
-    if task.family == "meta-rl":
-        return f"{task.kind} (batched torch)"
-    if task.family == "doom":
-        return f"ViZDoom {task.scenario} ({task.width}x{task.height}, frame skip {task.frame_skip})"
-    if task.family == "firefly":
-        return "firefly navigation (batched torch)"
-    return f"{task.family} schedule"
+    from neurorl_cli import plugins
+
+    return plugins.family(task.family).source(task)
 
 
 def _readable(names: list[str], load, h) -> tuple[list, int]:
@@ -51,10 +45,10 @@ def register(app: typer.Typer) -> None:
     @app.command(epilog="Examples:\n\n"
                         "neurorl tasks\n"
                         "neurorl tasks --json\n"
-                        "neurorl tasks --neurogym")
+                        "neurorl tasks --all")
     def tasks(
         as_json: bool = typer.Option(False, "--json", help="Machine-readable listing."),
-        neurogym: bool = typer.Option(False, "--neurogym", help="Also list every registered NeuroGym id (use as neurogym:<Id>)."),
+        every: bool = typer.Option(False, "--all", "--neurogym", help="Also list the tasks families make from a name (every registered NeuroGym id, as neurogym:<Id>)."),
     ):
         """The task catalog: budgets, evaluation protocols and the models that fit."""
         from neurorl_cli.cli.app import out
@@ -74,12 +68,12 @@ def register(app: typer.Typer) -> None:
                 "models": _fits(spec, models),
             })
         extra = []
-        if neurogym:
-            from neurorl_cli.envs import neurogym_env
+        if every:
+            from neurorl_cli import plugins
 
-            extra = [f"neurogym:{i}" for i in neurogym_env.registered_ids()]
+            extra = [name for family in plugins.families().values() for name in family.generated_names()]
         if as_json:
-            print_json({"tasks": rows, "neurogym": extra} if neurogym else rows)
+            print_json({"tasks": rows, "named": extra} if every else rows)
             _fail_if_broken(broken + broken_models, "spec")
             return
         table = new_table("task", "env", "budget", "protocols (select)", "models that fit", title="tasks")
@@ -89,9 +83,9 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["name"], r["env"], budget, protocols, ", ".join(r["models"]))
         out.print(table)
         if extra:
-            out.print("NeuroGym ids (train any as neurogym:<Id>): " + ", ".join(extra))
+            out.print("Tasks made from a name (train any of them by it): " + ", ".join(extra))
         else:
-            out.print("Any registered NeuroGym task also trains as neurogym:<Id> (list them: neurorl tasks --neurogym).")
+            out.print("Any registered NeuroGym task also trains as neurogym:<Id> (list them: neurorl tasks --all).")
         _fail_if_broken(broken + broken_models, "spec")
 
     @app.command(epilog="Examples:\n\n"
@@ -109,14 +103,12 @@ def register(app: typer.Typer) -> None:
             print_json([s.model_dump() for s in specs])
             _fail_if_broken(broken, "model")
             return
+        from neurorl_cli import plugins
+
         table = new_table("model", "engine", "algorithm", "trains on", "hyper-parameters", title="models")
         for s in specs:
             hyper = ", ".join(f"{k}={v}" for k, v in {**s.hyper, **getattr(s, "policy_kwargs", {})}.items())
-            algo = f"{s.algo} / {s.policy}" if s.engine == "sb3" else s.algo
-            encoder = getattr(s, "encoder", None)
-            if encoder:  # a retinal encoder: its name (sample-factory) or table (sb3)
-                algo += f" + {encoder if isinstance(encoder, str) else encoder['name']}"
-            fits = "/".join(s.families) + (f" ({'/'.join(s.observations)} -> {'/'.join(s.actions)})" if s.engine == "sb3" else "")
-            table.add_row(s.name, s.engine, algo, fits, hyper)
+            engine = plugins.engine(s.engine)
+            table.add_row(s.name, s.engine, engine.label(s), engine.trains_on(s), hyper)
         out.print(table)
         _fail_if_broken(broken, "model")

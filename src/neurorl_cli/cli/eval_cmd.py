@@ -42,9 +42,10 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"--device {device}: torch sees no CUDA GPU here; use --device cpu")
         _, engine = registry()
         if all_checkpoints:
+            from neurorl_cli.cli.app import err
             from neurorl_cli.evaluation import evaluate_all
 
-            failures = evaluate_all(engine, ref, protocol, trials, device)
+            failures = evaluate_all(engine, ref, protocol, trials, device, err)
             _show_best(engine, ref, protocol, as_json, quiet=True)
             if failures:
                 raise WorkFailed(f"{failures} checkpoint(s) could not be evaluated (see warnings above); the others were")

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write figures (PNG, SVG, CSV) and one self-contained index.html."""
         from neurorl_cli import api
-        from neurorl_cli.analysis import report as reports
+        from neurorl_cli.report import assemble as reports
         from neurorl_cli.cli.common import registry as open_registry
 
         if (ref is None) == (task is None):

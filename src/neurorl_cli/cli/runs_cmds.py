@@ -14,7 +14,7 @@ runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a 
 
 
 def _run_row(run, exp) -> dict:
-    from neurorl_cli.catalog import budget_total
+    from neurorl_cli.specs import budget_total
 
     return {
         "id": run.id, "ref": f"r{run.id}", "experiment": exp.id, "experiment_ref": f"e{exp.id}", "experiment_name": exp.name, "experiment_hash": exp.config_hash,
@@ -37,10 +37,11 @@ def list_runs(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable listing."),
 ):
     """Runs, newest last, with their status and progress."""
-    from sqlmodel import Session, select
+    from sqlmodel import Session
 
     from neurorl_cli.errors import UserError
-    from neurorl_cli.registry.models import RUN_STATUSES, Experiment, Run
+    from neurorl_cli.registry import queries
+    from neurorl_cli.registry.models import RUN_STATUSES
     from neurorl_cli.cli.app import out
     from neurorl_cli.cli.common import print_json, registry
 
@@ -48,14 +49,7 @@ def list_runs(
         raise UserError(f"--status {status}: one of {', '.join(RUN_STATUSES)}")
     _, engine = registry()
     with Session(engine) as session:
-        query = select(Run, Experiment).join(Experiment, Experiment.id == Run.experiment_id).order_by(Run.id)
-        if task:
-            query = query.where(Experiment.task == task)
-        if model:
-            query = query.where(Experiment.model == model)
-        if status:
-            query = query.where(Run.status == status)
-        rows = [_run_row(r, e) for r, e in session.exec(query)]
+        rows = [_run_row(r, e) for r, e in queries.runs_with_experiments(session, task, model, status)]
     if as_json:
         print_json(rows)
         return

@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             for config in configs:
                 catalog.check_pair(config)  # before anything is stored
                 training.check_settings(config)
-            from neurorl_cli.backends.base import budget_notice
+            from neurorl_cli.training import budget_notice
 
             for note in dict.fromkeys(filter(None, map(budget_notice, configs))):
                 err.print(f"note: {note}")
@@ -195,7 +195,7 @@ def _totals(engine, runs) -> dict[int, int]:
 
     from neurorl_cli.registry.models import Experiment
 
-    from neurorl_cli.catalog import budget_total
+    from neurorl_cli.specs import budget_total
 
     with Session(engine) as session:
         return {r.id: budget_total(session.get(Experiment, r.experiment_id).config)[1] for r in runs}

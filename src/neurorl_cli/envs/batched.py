@@ -17,7 +17,6 @@ at this step) and the per-trial fields each task defines (`correct`, `choice`, .
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import typing
 from abc import ABC, abstractmethod
@@ -28,13 +27,6 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-# kind (the task spec's `kind`) -> class
-KINDS = {
-    "harlow": "neurorl_cli.envs.harlow:Harlow",
-    "two-step": "neurorl_cli.envs.two_step:TwoStep",
-}
-
-
 class BatchedEnv(ABC):
     """`n` episodes stepped together. Subclasses set `stimulus_dim`, `n_actions`,
     `episode_steps`, `trials_per_episode`, and implement `_reset` and `_step`."""
@@ -43,6 +35,7 @@ class BatchedEnv(ABC):
     n_actions: int
     episode_steps: int
     trials_per_episode: int
+    fixed_length = True  # every episode of a batch starts and ends together
 
     def __init__(self, n: int, seed: int, device: str | torch.device = "cpu", meta_inputs: bool = True):
         if n < 1:
@@ -96,33 +89,6 @@ class BatchedEnv(ABC):
         """Apply the actions at step `self.t`: (next stimulus, reward, trial info)."""
 
 
-def env_class(kind: str) -> type[BatchedEnv]:
-    module, _, name = KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def env_kwargs(kind: str) -> dict[str, Any]:
-    """The task settings a kind accepts, with their defaults (what `--set task.X` may change)."""
-    skip = {"self", "n", "seed", "device"}
-    params = inspect.signature(env_class(kind).__init__).parameters.items()
-    return {k: p.default for k, p in params if k not in skip and p.default is not inspect.Parameter.empty}
-
-
-def make(task: dict, n: int, seed: int, device: str = "cpu", extra_kwargs: dict | None = None) -> BatchedEnv:
-    """A task spec's batched environment; `extra_kwargs` are a protocol's changes."""
-    return env_class(task["kind"])(n=n, seed=seed, device=device, **{**task.get("env", {}), **(extra_kwargs or {})})
-
-
-def trials_per_episode(task: dict, extra_kwargs: dict | None = None) -> int:
-    """From the settings alone (every kind names it `trials`), without building the environment."""
-    return int({**env_kwargs(task["kind"]), **task.get("env", {}), **(extra_kwargs or {})}["trials"])
-
-
-def single_env(kind: str) -> type[SingleEnv]:
-    """The gymnasium view of a kind (HarlowEnv, TwoStepEnv)."""
-    return {cls.kind: cls for cls in SingleEnv.__subclasses__()}[kind]
-
-
 @functools.cache
 def settings_schema(cls: type) -> type[BaseModel]:
     """The settings a task spec may give an environment class: its constructor's keyword
@@ -138,17 +104,6 @@ def settings_schema(cls: type) -> type[BaseModel]:
     return create_model(f"{cls.__name__}Settings", __config__=config, **fields)
 
 
-def check(kind: str, kwargs: dict) -> None:
-    """Raise ValueError (a pydantic ValidationError for a value out of its bounds) when `kwargs`
-    do not make a valid environment of this kind."""
-    known = env_kwargs(kind)
-    unknown = sorted(set(kwargs) - set(known))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for a {kind} task; known: {', '.join(known)}")
-    settings_schema(env_class(kind)).model_validate(kwargs)
-    env_class(kind)(n=1, seed=0, **kwargs)
-
-
 # -- gymnasium view ------------------------------------------------------------------------
 
 
@@ -160,13 +115,13 @@ class SingleEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
-    kind: str
+    batched_class: type[BatchedEnv]  # the task a subclass views
 
     def __init__(self, seed: int | None = None, **kwargs):
         self._kwargs = kwargs
         self._seed = 0 if seed is None else int(seed)
         self._episodes = 0
-        self.env = env_class(self.kind)(n=1, seed=self._seed, **kwargs)
+        self.env = self.batched_class(n=1, seed=self._seed, **kwargs)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.env.obs_dim,), np.float32)
         self.action_space = gym.spaces.Discrete(self.env.n_actions)
 
@@ -185,11 +140,3 @@ class SingleEnv(gym.Env):
             if "correct" in info:
                 out["performance"] = float(info["correct"][0])
         return obs[0].numpy().astype(np.float32), float(reward[0]), bool(done[0]), False, out
-
-
-class HarlowEnv(SingleEnv):
-    kind = "harlow"
-
-
-class TwoStepEnv(SingleEnv):
-    kind = "two-step"

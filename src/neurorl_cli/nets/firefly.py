@@ -68,7 +68,7 @@ _PLAIN_LSTM = contextvars.ContextVar("plain_lstm", default=False)
 def plain_lstm():
     """Inside this block the nets' LSTMs run as plain tensor ops, which `torch.func.vmap` can
     batch over stacked weights (aten::lstm has no batching rule): many checkpoints then act in
-    one pass (backends/td3.py `evaluate_many`)."""
+    one pass (engines/td3.py `evaluate_many`)."""
     token = _PLAIN_LSTM.set(True)
     try:
         yield

@@ -13,13 +13,34 @@ The same module is sample-factory's custom encoder and sb3's features extractor.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 import torch
 from torch import nn
 
-from neurorl_cli.catalog import ENCODER_SETTINGS as ALL_SETTINGS  # every encoder setting any engine may pass
 from neurorl_cli.errors import UserError
+
+# The settings of a retinal encoder, shared by the engines that use one.
+ENCODER_SETTINGS = ("global_channels", "retinal_bottleneck", "vvs_depth", "kernel_size", "retinal_stride",
+                    "activation", "greyscale", "hidden_size")
+
+
+
+
+class EncoderSettings(BaseModel):
+    """A retinal encoder's settings ; None: the encoder's own default."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    global_channels: int | None = Field(None, gt=0)
+    retinal_bottleneck: int | None = Field(None, gt=0)  # retinal-lindsey only
+    vvs_depth: int | None = Field(None, ge=0)  # retinal-lindsey only
+    kernel_size: int | None = Field(None, gt=0)
+    retinal_stride: int | None = Field(None, gt=0)
+    activation: Literal["elu", "relu", "tanh", "linear"] = "elu"
+    greyscale: bool = False
+    hidden_size: int | None = Field(None, gt=0)
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
 
@@ -48,7 +69,7 @@ def encoder_settings(name: str, **hyper: Any) -> dict[str, Any]:
     if name not in DEFAULTS:
         raise UserError(f"unknown encoder '{name}'; known: {', '.join(DEFAULTS)}")
     given = {k: v for k, v in hyper.items() if v is not None}
-    unknown = sorted(set(given) - set(ALL_SETTINGS))
+    unknown = sorted(set(given) - set(ENCODER_SETTINGS))
     if unknown:
         raise UserError(f"{name}: no setting {', '.join(unknown)}; its settings are {', '.join(DEFAULTS[name])}")
     foreign = sorted(set(given) - set(DEFAULTS[name]))

@@ -16,7 +16,7 @@ from pathlib import Path
 from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event
 
-from neurorl_cli.catalog import bundled_dir
+from neurorl_cli.home import bundled_dir
 from neurorl_cli.atomic import CannotWrite
 from neurorl_cli.errors import UserError, WorkFailed
 from neurorl_cli.home import Home, find_home

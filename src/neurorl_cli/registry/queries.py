@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import case
 from sqlmodel import Session, col, func, select
@@ -229,3 +230,28 @@ def matrix(session: Session, by_experiment: bool = False) -> list[dict]:
                                           "run": run_id, "step": ck.step}
         cell["seeds"] = len(cell.pop("run_ids"))
     return [cells[k] for k in sorted(cells, key=lambda k: tuple(str(x) for x in k))]
+
+
+def add_artifact(session: Session, kind: str, path, query: str, experiment_id: int | None = None,
+                 run_id: int | None = None, once: bool = False) -> None:
+    """Record a file neurorl wrote (it exists: it was renamed into place), with the command or query
+    that made it; `once`: not again when the same kind and path are recorded already."""
+    from neurorl_cli.registry.models import Artifact
+
+    where = str(Path(path).resolve())
+    if once and session.exec(select(Artifact).where(Artifact.kind == kind, Artifact.path == where)).first():
+        return
+    session.add(Artifact(kind=kind, path=where, query=query, experiment_id=experiment_id, run_id=run_id))
+
+
+def runs_with_experiments(session: Session, task: str | None = None, model: str | None = None,
+                          status: str | None = None) -> list[tuple[Run, Experiment]]:
+    """Every run with its experiment, in run order, filtered by task, model and status."""
+    query = select(Run, Experiment).join(Experiment, Experiment.id == Run.experiment_id).order_by(Run.id)
+    if task:
+        query = query.where(Experiment.task == task)
+    if model:
+        query = query.where(Experiment.model == model)
+    if status:
+        query = query.where(Run.status == status)
+    return list(session.exec(query))

@@ -1,0 +1,699 @@
+"""Recurrent TD3 on the firefly task (the modularity study's trainer), batched in torch.
+
+Trials are collected `trials_per_batch` at a time from the batched environment; each trial is
+stored whole. Replay draws `batch_size` trajectories of one length (a length drawn in
+proportion to how many stored trajectories have it), so batches are time-major without
+padding. Per update, with next observations the observations shifted by one (zero at the end)
+and the target networks warmed on the first step:
+
+    a'  = smooth(actor'(s_{t+1}))            noise keeps stop / move components on their side of 0.1
+    y_t = r_t + (1 - done_t) gamma min(Q1', Q2')(s_{t+1}, a')
+    L_Q = MSE(Q1, y) + MSE(Q2, y);  every `policy_delay` updates: L_pi = -mean Q1(s, pi(s)), soft targets
+
+Critic updates run once per `replay_period` environment steps collected. Training moves
+through the reference's phases: I (exploration 0.8, no observation noise) until the rewarded
+fraction of the last 100 trials passes 0.2; II (exploration 0.5, observation noise on, replay
+and trial count reset, mirrored trajectories stored too); III (exploration 0.4, learning
+rate 5e-5) once a validation reward fraction passes 0.8. The budget counts phase II+ trials.
+Exploration noise perturbs only the actions the policy does not choose as stops, as the
+reference's agent does: under noise of SD 0.8 a stop would otherwise almost never execute.
+
+The EKF agents use the same loop. An actor or critic named in nets/firefly.py's BELIEF_ACTORS /
+BELIEF_CRITICS reads the 13-d belief of an extended Kalman filter (nets/ekf.py) run beside the
+environment instead of the raw observation: `ekf-td3` (MLP actor and critic, so single
+transitions suffice: a transition replay, batch 256, as the reference) and `holistic-ekf`
+(the MLP actor with the recurrent Critic1, whole trajectories carrying both inputs).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from neurorl_cli.specs import budget_total
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.errors import UserError
+from neurorl_cli.engines.base import load_checkpoint, package_versions, resolve_device
+from neurorl_cli.families.firefly.env import LINEAR_SCALE
+from neurorl_cli.interfaces import RunConfig
+
+VERSIONED = ["neurorl-cli", "torch", "numpy"]
+STOP = 0.1  # |a| below this on both components is a stop
+RESUME_TAIL = 2000  # newest trajectories kept in checkpoints, so a resumed run does not start empty
+
+
+class Hyper(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    actor: str = "Actor3"
+    critic: str = "Critic5"
+    gamma: float = Field(0.97, ge=0, le=1)
+    tau: float = Field(0.005, gt=0, le=1)
+    policy_delay: int = Field(2, gt=0)
+    target_noise: float = Field(0.05, ge=0)
+    target_noise_clip: float = Field(0.1, ge=0)
+    learning_rate: float = Field(3e-4, gt=0)
+    late_learning_rate: float = Field(5e-5, gt=0)  # phase III
+    adam_eps: float = Field(1.5e-4, gt=0)
+    batch_size: int = Field(16, gt=0)  # whole trajectories per update
+    buffer_trajectories: int = Field(100_000, gt=0)
+    buffer_transitions: int = Field(1_600_000, gt=0)  # when neither net is recurrent (ekf-td3)
+    replay_period: int = Field(4, gt=0)  # environment steps per critic update
+    warmup_trials: int = Field(800, ge=0)  # stored trials before updates start
+    exploration: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [0.8, 0.5, 0.4], min_length=1)  # per phase
+    phase2_rewarded: float = Field(0.2, ge=0, le=1)  # rewarded fraction of the last 100 trials
+    phase3_reward_fraction: float = Field(0.8, ge=0, le=1)  # validation reward fraction
+    phase1_max_trials: int = Field(50_000, gt=0)  # no success by then: the run ends, completed and flagged
+    max_trials_in_all: int | None = Field(None, gt=0)  # phase I included; None: the budget and the phase-I cap
+    validation_trials: int = Field(300, gt=0)
+    trials_per_batch: int = Field(16, gt=0)  # trials collected side by side
+
+    @field_validator("actor", "critic")
+    @classmethod
+    def _known(cls, name: str, info):
+        from neurorl_cli.nets.firefly import ACTORS, BELIEF_ACTORS, BELIEF_CRITICS, CRITICS
+
+        known = {**ACTORS, **BELIEF_ACTORS} if info.field_name == "actor" else {**CRITICS, **BELIEF_CRITICS}
+        if name not in known:
+            raise ValueError(f"unknown {info.field_name} {name!r}; known: {', '.join(known)}")
+        return name
+
+    def reads(self, net: str) -> str:
+        """What the actor or critic reads: "belief" (the EKF's) or "obs" (the raw observation)."""
+        from neurorl_cli.nets.firefly import BELIEF_ACTORS, BELIEF_CRITICS
+
+        return "belief" if getattr(self, net) in (BELIEF_ACTORS if net == "actor" else BELIEF_CRITICS) else "obs"
+
+    @property
+    def uses_belief(self) -> bool:
+        return "belief" in (self.reads("actor"), self.reads("critic"))
+
+    @property
+    def recurrent(self) -> bool:
+        return "obs" in (self.reads("actor"), self.reads("critic"))
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+class _Replay:
+    """What both replays keep besides their samples: the newest trajectories (for checkpoints)
+    and how many were added (the warm-up counts trials, whatever the replay stores)."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        self.capacity, self.generator = capacity, generator
+        self.recent: deque[dict] = deque(maxlen=RESUME_TAIL)
+        self.trajectories_added = 0
+
+    def add(self, trajectory: dict[str, torch.Tensor]) -> None:
+        self.recent.append(trajectory)
+        self.trajectories_added += 1
+
+
+class TrajectoryReplay(_Replay):
+    """Whole trajectories, grouped by length; the oldest go first when full."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        super().__init__(capacity, generator)
+        self.order: deque[tuple[int, int]] = deque()  # (length, key) in arrival order
+        self.by_length: dict[int, dict[int, dict[str, torch.Tensor]]] = {}
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def add(self, trajectory: dict[str, torch.Tensor]) -> None:
+        super().add(trajectory)
+        length = trajectory["obs"].shape[0]
+        self.by_length.setdefault(length, {})[self._next] = trajectory
+        self.order.append((length, self._next))
+        self._next += 1
+        while len(self.order) > self.capacity:
+            old_length, key = self.order.popleft()
+            del self.by_length[old_length][key]
+            if not self.by_length[old_length]:
+                del self.by_length[old_length]
+
+    def sample(self, batch: int) -> dict[str, torch.Tensor]:
+        """`batch` trajectories of one length, stacked time-major (T, B, ...)."""
+        pick = int(torch.randint(len(self.order), (1,), generator=self.generator))
+        length = self.order[pick][0]
+        pool = list(self.by_length[length].values())
+        index = torch.randint(len(pool), (batch,), generator=self.generator).tolist()
+        return {k: torch.stack([pool[i][k] for i in index], dim=1) for k in pool[0]}
+
+
+class TransitionReplay(_Replay):
+    """Single transitions (belief, action, reward, next belief, done) in a ring buffer, for
+    agents with no recurrence; `sample` returns them as sequences of length 1 (1, B, ...)."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        super().__init__(capacity, generator)
+        self.data: dict[str, torch.Tensor] = {}
+        self.size = self.head = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, trajectory: dict[str, torch.Tensor]) -> None:
+        super().add(trajectory)
+        belief = trajectory["belief"]
+        rows = {"belief": belief, "next_belief": torch.cat([belief[1:], torch.zeros_like(belief[:1])]),
+                "action": trajectory["action"], "reward": trajectory["reward"], "done": trajectory["done"]}
+        if not self.data:
+            self.data = {k: torch.zeros(self.capacity, *v.shape[1:], dtype=v.dtype) for k, v in rows.items()}
+        index = (self.head + torch.arange(len(belief))) % self.capacity
+        for k, v in rows.items():
+            self.data[k][index] = v
+        self.head = int(index[-1] + 1) % self.capacity
+        self.size = min(self.size + len(belief), self.capacity)
+
+    def sample(self, batch: int) -> dict[str, torch.Tensor]:
+        index = torch.randint(self.size, (batch,), generator=self.generator)
+        return {k: v[index][None] for k, v in self.data.items()}
+
+
+def make_replay(hyper: Hyper, generator: torch.Generator):
+    if hyper.recurrent:
+        return TrajectoryReplay(hyper.buffer_trajectories, generator)
+    return TransitionReplay(hyper.buffer_transitions, generator)
+
+
+# -- acting ------------------------------------------------------------------------------------
+
+
+def smooth_target(action: torch.Tensor, noise: float, clip: float, generator=None) -> torch.Tensor:
+    """Target policy smoothing that keeps a stop a stop and a move a move: a stop gets unclipped
+    noise and stays within the stop band; a moving component above (below) the band stays above
+    (below) it; a small component of a moving action may go anywhere in [-1, 1]."""
+    eps = torch.randn(action.shape, generator=generator, device=action.device) * noise
+    stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
+    noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
+    low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
+    high = torch.where(stop, STOP, torch.where(action < -STOP, -STOP, 1.0))
+    return torch.maximum(torch.minimum(noisy, high), low)
+
+
+def explore(chosen: torch.Tensor, noise: float, generator=None) -> torch.Tensor:
+    """Exploration noise on the policy's moving actions only: a stop the policy chooses is
+    executed as chosen (as the reference does), so a policy can learn to stop on purpose
+    even under the wide phase-I noise."""
+    if noise <= 0:
+        return chosen
+    noisy = (chosen + torch.randn(chosen.shape, generator=generator, device=chosen.device) * noise).clamp(-1, 1)
+    moving = (chosen.abs() > STOP).any(dim=-1, keepdim=True)
+    return torch.where(moving, noisy, chosen)
+
+
+class Inputs:
+    """What the nets read at each step of a batch of trials: the raw observation and, for the
+    EKF agents, the belief of a filter fed the same observations and actions."""
+
+    def __init__(self, env, belief: bool):
+        from neurorl_cli.families.firefly.ekf import FireflyEKF
+
+        self.env = env
+        self.filter = FireflyEKF.from_env(env) if belief else None
+
+    def reset(self) -> dict[str, torch.Tensor]:
+        obs = self.env.reset()
+        if self.filter is None:
+            return {"obs": obs}
+        return {"obs": obs, "belief": self.filter.reset(self.env.target).to(obs.device)}
+
+    def step(self, action: torch.Tensor, raw_action: torch.Tensor | None = None):
+        active = self.env.active.clone()
+        obs, reward, done, info = self.env.step(action, raw_action=raw_action)
+        now = {"obs": obs}
+        if self.filter is not None:
+            now["belief"] = self.filter.step(obs[:, :2], action, perturbation=info["perturbation"], mask=active).to(obs.device)
+        return now, reward, done, info
+
+
+def collect(env, actor, noise: float, generator: torch.Generator, device, reads: str = "obs",
+            belief: bool = False) -> tuple[list[dict], dict]:
+    """Run one batch of trials with exploration noise: the trajectories and their outcomes.
+    `reads` is what the actor reads ("obs" or "belief"); with `belief` trajectories store the
+    EKF's belief beside the observation."""
+    inputs = Inputs(env, belief=belief or reads == "belief")
+    now = inputs.reset()
+    n = now["obs"].shape[0]
+    state = None
+    steps: list[dict[str, torch.Tensor]] = []
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    lengths = torch.zeros(n, dtype=torch.long, device=device)
+    outcome: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for _ in range(env.max_steps):
+            chosen, state = actor(now[reads][None], state)
+            chosen = chosen[0]
+            action = explore(chosen, noise, generator)
+            # The start threshold is judged on the policy's own action, before exploration noise.
+            nxt, reward, done, info = inputs.step(action, raw_action=chosen)
+            steps.append({**now, "action": action, "reward": reward})
+            lengths += active.long()
+            ended = done & active
+            for key in ("rewarded", "distance_cm", "stopped"):
+                outcome.setdefault(key, torch.zeros(n, device=device))
+                outcome[key] = torch.where(ended, info[key].float(), outcome[key])
+            active = active & ~done
+            now = nxt
+            if not active.any():
+                break
+    trajectories = []
+    for i in range(n):
+        length = int(lengths[i])
+        traj = {k: torch.stack([s[k][i] for s in steps[:length]]) for k in steps[0]}
+        done = torch.zeros(length, device=device)
+        done[-1] = 1.0
+        traj["done"] = done
+        trajectories.append({k: v.cpu() for k, v in traj.items()})
+    outcome["steps"] = lengths.float()
+    return trajectories, outcome
+
+
+# -- learning ----------------------------------------------------------------------------------
+
+
+class TD3:
+    def __init__(self, hyper: Hyper, device):
+        from neurorl_cli.nets.firefly import make_actor, make_critic
+
+        self.hyper, self.device = hyper, device
+        self.actor_reads, self.critic_reads = hyper.reads("actor"), hyper.reads("critic")
+        self.actor = make_actor(hyper.actor).to(device)
+        self.critic = make_critic(hyper.critic).to(device)
+        self.actor_target = copy.deepcopy(self.actor)
+        self.critic_target = copy.deepcopy(self.critic)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=hyper.learning_rate, eps=hyper.adam_eps)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=hyper.learning_rate, eps=hyper.adam_eps)
+        self.updates = 0
+
+    def set_learning_rate(self, lr: float) -> None:
+        for optim in (self.actor_optim, self.critic_optim):
+            for group in optim.param_groups:
+                group["lr"] = lr
+
+    def update(self, batch: dict[str, torch.Tensor], generator=None) -> dict[str, float]:
+        h = self.hyper
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        act, rew, done = batch["action"], batch["reward"], batch["done"]
+
+        def now_and_next(key: str):
+            # Whole trajectories: the next inputs are the inputs shifted by one (zero at the end,
+            # where done cuts the bootstrap); single transitions carry theirs.
+            x = batch[key]
+            return x, batch.get(f"next_{key}", torch.cat([x[1:], torch.zeros_like(x[:1])]))
+
+        actor_in, actor_next = now_and_next(self.actor_reads)
+        critic_in, critic_next = now_and_next(self.critic_reads)
+        with torch.no_grad():
+            # Target nets are warmed on the first step; the shifted sequence continues from there.
+            _, actor_state = self.actor_target(actor_in[:1])
+            next_act = smooth_target(self.actor_target(actor_next, actor_state)[0], h.target_noise, h.target_noise_clip, generator)
+            _, _, critic_state = self.critic_target(critic_in[:1], act[:1])
+            q1_next, q2_next, _ = self.critic_target(critic_next, next_act, critic_state)
+            y = rew + (1 - done) * h.gamma * torch.minimum(q1_next, q2_next)
+        q1, q2, _ = self.critic(critic_in, act)
+        critic_loss = torch.nn.functional.mse_loss(q1, y) + torch.nn.functional.mse_loss(q2, y)
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+        out = {"loss/critic": critic_loss.item(), "value/q1": q1.mean().item()}
+        self.updates += 1
+        if self.updates % h.policy_delay == 0:
+            # The critic is frozen for the actor's loss: its gradients would be thrown away at the
+            # next critic step, and not computing them (for Critic5 not even backpropagating
+            # through its state LSTM) saves about a fifth of the actor step.
+            self.critic.requires_grad_(False)
+            try:
+                actor_loss = -self.critic.q1(critic_in, self.actor(actor_in)[0])[0].mean()
+                self.actor_optim.zero_grad(set_to_none=True)
+                actor_loss.backward()
+            finally:
+                self.critic.requires_grad_(True)
+            self.actor_optim.step()
+            for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+                with torch.no_grad():
+                    for p, tp in zip(net.parameters(), target.parameters()):
+                        tp.lerp_(p, h.tau)
+            out["loss/actor"] = actor_loss.item()
+        return out
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name).state_dict() for name in
+                ("actor", "critic", "actor_target", "critic_target", "actor_optim", "critic_optim")} | {"updates": self.updates}
+
+    def load_state_dict(self, saved: dict) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target", "actor_optim", "critic_optim"):
+            getattr(self, name).load_state_dict(saved[name])
+        self.updates = saved["updates"]
+
+
+def mirrored(trajectory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The trajectory reflected across the y axis (angular observation and action and the
+    target's x change sign): the same trial, turning the other way."""
+    from neurorl_cli.families.firefly.env import Firefly
+    from neurorl_cli.families.firefly.ekf import FireflyEKF
+
+    out = {**trajectory, "obs": Firefly.mirror_obs(trajectory["obs"]), "action": Firefly.mirror_action(trajectory["action"])}
+    if "belief" in trajectory:
+        out["belief"] = FireflyEKF.mirror_belief(trajectory["belief"])
+    return out
+
+
+def make_env(config: dict, n: int, seed: int, device, **overrides):
+    from neurorl_cli.families.firefly.env import Firefly
+
+    return Firefly(n=n, seed=seed, device=device, **{**config["task"].get("env", {}), **overrides})
+
+
+class TD3Backend:
+    method_note = ", in the modularity study's three training phases"  # said in the methods paragraph
+    name = "native/td3"
+
+    def budget_note(self, config: dict) -> str:
+        """Phase I is outside the budget: say what bounds it."""
+        hyper = Hyper(**config["model"]["hyper"])
+        cap = (f"; at most {hyper.max_trials_in_all:,} trials in all" if hyper.max_trials_in_all
+               else " (model.max_trials_in_all bounds the whole run)")
+        return (f"phase I (until {hyper.phase2_rewarded:.0%} of the last 100 trials are rewarded) is not counted in "
+                f"the budget; a run still in phase I after {hyper.phase1_max_trials:,} trials ends there, completed "
+                f"and flagged{cap}")
+
+    def train(self, run: RunConfig, log: RunLog) -> None:
+        config = run.config
+        hyper = Hyper(**config["model"]["hyper"])
+        device = torch.device(resolve_device(run.device))
+        torch.manual_seed(run.seed)
+        generator = torch.Generator().manual_seed(run.seed + 1)
+        unit, total = budget_total(config)
+        every = run.checkpoint_every
+        agent = TD3(hyper, device)
+        counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
+        replay = make_replay(hyper, generator)
+        recent: deque[float] = deque(maxlen=100)
+        if run.resume_from:
+            # Read onto the CPU: the random states must stay there, and load_state_dict moves the rest.
+            saved = load_checkpoint(run.resume_from)
+            agent.load_state_dict(saved["agent"])
+            counts = saved["counts"]
+            torch.set_rng_state(saved["rng"])
+            generator.set_state(saved["generator"])
+            for trajectory in saved.get("replay", []):
+                replay.add(trajectory)
+        log.started(device=str(device), versions=package_versions(VERSIONED))
+        if counts["phase"] >= 3:
+            agent.set_learning_rate(hyper.late_learning_rate)
+        env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 1 + 7919 * (run.attempt - 1), device,
+                       **({"observation_noise": 0.0} if counts["phase"] == 1 else {}))
+
+        def save(step: int) -> None:
+            state = {"agent": agent.state_dict(), "counts": dict(counts), "rng": torch.get_rng_state(),
+                     "generator": generator.get_state(), "hyper": hyper.model_dump(), "replay": list(replay.recent)}
+            log.checkpoint(step, lambda tmp: torch.save(state, tmp))
+
+        window: dict[str, list[float]] = {}
+        started = time.perf_counter()
+        trials_before = counts["trials"] + counts["phase1_trials"]  # a resumed run's speed counts its own trials only
+        pending_updates = 0.0
+        while counts[unit] < total:
+            before, in_phase1 = counts[unit], counts["phase"] == 1
+            noise = hyper.exploration[min(counts["phase"], len(hyper.exploration)) - 1]
+            trajectories, outcome = collect(env, agent.actor, noise, generator, device, agent.actor_reads, hyper.uses_belief)
+            n_steps = int(outcome["steps"].sum())
+            for trajectory in trajectories:
+                replay.add(trajectory)
+                if counts["phase"] >= 2:
+                    replay.add(mirrored(trajectory))
+            rewarded = outcome.get("rewarded", torch.zeros(len(trajectories))).tolist()
+            recent.extend(rewarded)
+            if counts["phase"] == 1:
+                counts["phase1_trials"] += len(trajectories)
+            else:
+                counts["trials"] += len(trajectories)
+                counts["steps"] += n_steps
+            for key, value in (("perf/rewarded_fraction", float(np.mean(rewarded))),
+                               ("perf/reward_rate", float(np.sum(rewarded)) / max(n_steps * 0.1, 1e-9)),
+                               ("perf/distance_cm", float(outcome.get("distance_cm", torch.zeros(1)).mean()))):
+                window.setdefault(key, []).append(value)
+            if replay.trajectories_added >= hyper.warmup_trials:
+                pending_updates += n_steps / hyper.replay_period
+                while pending_updates >= 1:
+                    for key, value in agent.update(replay.sample(hyper.batch_size), generator).items():
+                        window.setdefault(key, []).append(value)
+                    pending_updates -= 1
+            # phase switches, as events in the run log and a metric
+            if counts["phase"] == 1 and len(recent) == recent.maxlen and np.mean(recent) >= hyper.phase2_rewarded:
+                counts["phase"] = 2
+                replay = make_replay(hyper, generator)
+                env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
+                log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
+            elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
+                # Never reaching phase II is a result of the study, not a failure: the run ends
+                # completed, flagged, with its phase-I policy as the checkpoint.
+                log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
+                               f"(model.phase1_max_trials; rewarded fraction of the last 100: {np.mean(recent):.2f})")
+            in_all = counts["trials"] + counts["phase1_trials"]
+            if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
+                log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
+            crossed = counts[unit] // every > before // every or counts[unit] >= total
+            if counts["phase"] >= 2 and crossed:
+                validation = validate(agent, config, hyper.validation_trials, device)
+                window.setdefault("val/reward_fraction", []).append(validation["reward_fraction"])
+                window.setdefault("val/reward_rate", []).append(validation["reward_rate"])
+                if counts["phase"] == 2 and validation["reward_fraction"] > hyper.phase3_reward_fraction:
+                    counts["phase"] = 3
+                    agent.set_learning_rate(hyper.late_learning_rate)
+                    log.note("phase", phase=3, trials=counts["trials"])
+            log.step = counts[unit]
+            phase1_report = in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - len(trajectories)) // 100
+            if crossed or phase1_report:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                values = {k: float(np.mean(v)) for k, v in window.items()}
+                values.update({"train/phase": counts["phase"], "train/trials_per_s": (counts["trials"] + counts["phase1_trials"] - trials_before) / elapsed})
+                # The budget counts phase II+ trials only, so phase I is logged against its own count.
+                log.metrics(counts["phase1_trials"] if in_phase1 else counts[unit],
+                            {f"phase1/{k.split('/')[-1]}" if in_phase1 else k: v for k, v in values.items()})
+                log.step = counts[unit]  # progress counts the budget's trials, which phase I is not
+                window = {}
+            saved = crossed and counts["phase"] >= 2
+            if saved:
+                save(counts[unit])
+            if log.stop_requested or log.outcome:
+                if not saved:
+                    save(counts[unit])
+                return
+
+    # Trained agents act and are evaluated on the CPU, where the evaluation environments are.
+    def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu"):
+        hyper, actor, _ = load_nets(checkpoint)
+        if hyper.uses_belief:
+            raise UserError("an EKF agent acts on its filter's belief, not on single observations: use `neurorl watch` or `report`")
+        return FireflyPolicy(actor)
+
+    def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
+        hyper, actor, critic = load_nets(checkpoint)
+        env = protocol_env(config, protocol)
+        rows, _ = run_trials(actor, env, critic, hyper)
+        return summarize(rows), trial_rows(rows)
+
+    def record_trials(self, config: dict, checkpoint: Path, protocol: dict, trials: int = 200) -> dict[str, np.ndarray]:
+        """`trials` trials of the protocol, step by step, for the firefly analyses and watch."""
+        hyper, actor, critic = load_nets(checkpoint)
+        env = protocol_env(config, {**protocol, "trials": trials})
+        rows, recording = run_trials(actor, env, critic, hyper, record=True)
+        recording["rewarded"] = np.array([r["rewarded"] for r in rows])
+        recording["steps"] = np.array([r["steps"] for r in rows])
+        # The task's own reward zone and visibility (--set may change them), for the figures.
+        recording["goal_radius_cm"] = np.array(env.goal_radius * LINEAR_SCALE)
+        recording["visible_steps"] = np.array(env.target_visible_steps if env.target_visible_steps is not None else env.max_steps)
+        return recording
+
+    def evaluate_many(self, config: dict, checkpoints: list[Path], protocol: dict, device: str = "cpu"):
+        """Several checkpoints under one protocol in one batched pass: each meets the same trials
+        it would meet alone (the env's `copies`), and the nets of one architecture act together
+        through `torch.func.vmap` over their stacked weights. One result per checkpoint, in order:
+        (metrics, rows), or the exception that kept it from loading."""
+        from neurorl_cli.nets.firefly import plain_lstm
+
+        results: list = [None] * len(checkpoints)
+        groups: dict[tuple, list[tuple[int, tuple]]] = {}
+        for i, path in enumerate(checkpoints):
+            try:
+                nets = load_nets(path)
+            except Exception as exc:  # a damaged file is reported by the caller; the rest go on
+                results[i] = exc
+                continue
+            hyper = nets[0]
+            groups.setdefault((hyper.actor, hyper.critic, hyper.gamma), []).append((i, nets))
+        for members in groups.values():
+            hyper = members[0][1][0]
+            env = protocol_env(config, protocol, copies=len(members))
+            actor = Stacked([nets[1] for _, nets in members])
+            critic = Stacked([nets[2] for _, nets in members])
+            with plain_lstm():
+                rows, _ = run_trials(actor, env, critic, hyper)
+            per = protocol["trials"]
+            for k, (i, _) in enumerate(members):
+                mine = rows[k * per:(k + 1) * per]
+                results[i] = (summarize(mine), trial_rows(mine))
+        return results
+
+
+def load_nets(checkpoint: Path):
+    """(hyper, actor, critic) of a checkpoint, read once."""
+    from neurorl_cli.nets.firefly import make_actor, make_critic
+
+    saved = load_checkpoint(checkpoint)
+    hyper = Hyper(**saved["hyper"])
+    actor, critic = make_actor(hyper.actor), make_critic(hyper.critic)
+    actor.load_state_dict(saved["agent"]["actor"])
+    critic.load_state_dict(saved["agent"]["critic"])
+    return hyper, actor.eval(), critic.eval()
+
+
+class Stacked:
+    """K nets of one architecture acting as one on K equal blocks of a batch: `torch.func.vmap`
+    over their stacked weights, with the call and the output of the single net (recurrent state
+    kept stacked). Needs `plain_lstm()` around it when the nets hold LSTMs."""
+
+    def __init__(self, nets: list[torch.nn.Module]):
+        from torch.func import stack_module_state
+
+        self.k = len(nets)
+        self.params, self.buffers = stack_module_state(nets)
+        self.base = copy.deepcopy(nets[0]).to("meta")
+
+    def __call__(self, *inputs_and_state):
+        """`(x, state)` for actors, `(obs, action, state)` for critics, as the single nets."""
+        from torch.func import functional_call, vmap
+
+        *inputs, state = inputs_and_state
+
+        def one(params, buffers, xs, s):
+            *values, new_state = functional_call(self.base, (params, buffers), (*xs, s))
+            return (*values, torch.zeros(()) if new_state is None else new_state)  # vmap returns tensors only
+
+        k = self.k
+        blocks = tuple(x.reshape(x.shape[0], k, -1, x.shape[-1]).transpose(0, 1) for x in inputs)  # (K, T, n, d)
+        *values, new_state = vmap(one, in_dims=(0, 0, 0, None if state is None else 0))(self.params, self.buffers, blocks, state)
+        merged = [v.transpose(0, 1).reshape(v.shape[1], -1, *v.shape[3:]) for v in values]  # (T, K n, ...)
+        return (*merged, None if isinstance(new_state, torch.Tensor) else new_state)
+
+
+def protocol_env(config: dict, protocol: dict, copies: int = 1):
+    """The evaluation trials of a protocol (its seed fixes them), `copies` times over."""
+    return make_env(config, protocol["trials"] * copies, protocol["seed"], "cpu", copies=copies, **(protocol.get("kwargs") or {}))
+
+
+def validate(agent: TD3, config: dict, trials: int, device) -> dict[str, float]:
+    """Noise-free validation during training (gain 1), as the reference's in-training check."""
+    env = make_env(config, trials, 12345, device, process_noise=0.0, observation_noise=0.0)
+    return summarize(run_trials(agent.actor, env, hyper=agent.hyper)[0])
+
+
+def run_trials(actor, env, critic=None, hyper: Hyper | None = None, record: bool = False) -> tuple[list[dict], dict]:
+    """Every trial of one batch with the deterministic actor: one row per trial and, with
+    `record`, the step-by-step recording the report analyses (positions, the actor's recurrent
+    state, the EKF's belief beside the truth)."""
+    hyper = hyper or Hyper()
+    actor_reads, critic_reads = hyper.reads("actor"), hyper.reads("critic")
+    inputs = Inputs(env, belief=hyper.uses_belief or record)
+    now = inputs.reset()
+    n, dev = env.n, env.device
+    state, critic_state = None, None
+    active = torch.ones(n, dtype=torch.bool, device=dev)
+    steps = torch.zeros(n, device=dev)
+    rows: list[dict] = [{} for _ in range(n)]
+    td, values = torch.zeros(n, device=dev), torch.zeros(n, device=dev)
+    prev_q = prev_r = None
+    rec: dict[str, list] = {"position": [env.state[:, :2].clone()], "hidden": [], "belief_position": [], "active": []}
+    with torch.no_grad():
+        for _ in range(env.max_steps):
+            action, state = actor(now[actor_reads][None], state)
+            action = action[0]
+            if record:
+                rec["active"].append(active.clone())
+                rec["belief_position"].append(inputs.filter.mean[:, :2].float() + env.target)
+                if isinstance(state, tuple):
+                    rec["hidden"].append(state[0][-1].clone())
+            if critic is not None:
+                q1, _, critic_state = critic(now[critic_reads][None], action[None], critic_state)
+                q = q1[0]
+                values += torch.where(active, q, 0)
+                if prev_q is not None:
+                    td += torch.where(active, prev_r + hyper.gamma * q - prev_q, 0)
+                prev_q = q
+            now, reward, done, info = inputs.step(action)
+            prev_r = reward
+            if critic is not None:
+                td += torch.where(done & active, reward - prev_q, 0)  # the last step bootstraps with 0
+            steps += active.float()
+            if record:
+                rec["position"].append(env.state[:, :2].clone())
+            for i in torch.nonzero(done & active).flatten().tolist():
+                rows[i] = {"rewarded": float(info["rewarded"][i]), "reward": float(reward[i]),
+                           "distance_cm": float(info["distance_cm"][i]), "overshoot_cm": float(info["overshoot_cm"][i]),
+                           "steps": int(steps[i]), "stopped": float(info["stopped"][i])}
+                if critic is not None:
+                    rows[i].update(td_error=float(td[i] / steps[i]), value_estimate=float(values[i] / steps[i]))
+            active = active & ~done
+            if not active.any():
+                break
+    recording = {}
+    if record:
+        recording = {k: torch.stack(v).cpu().numpy() for k, v in rec.items() if v}
+        recording["target"] = env.target.cpu().numpy()
+    return rows, recording
+
+
+def summarize(rows: list[dict]) -> dict[str, float]:
+    """The reference's validation columns over a set of trials."""
+    rewarded = np.array([r["rewarded"] for r in rows])
+    total_time = sum(r["steps"] for r in rows) * 0.1
+    metrics = {
+        "reward_fraction": float(rewarded.mean()),
+        "reward_rate": float(rewarded.sum() / max(total_time, 1e-9)),  # rewarded trials per second
+        "distance_cm": float(np.mean([r["distance_cm"] for r in rows])),
+        "overshoot_cm": float(np.mean([r["overshoot_cm"] for r in rows])),
+        "mean_reward": float(np.mean([r["reward"] for r in rows])),
+        "trials": len(rows),
+    }
+    if "td_error" in rows[0]:
+        metrics["td_error"] = float(np.mean([r["td_error"] for r in rows]))
+        metrics["value_estimate"] = float(np.mean([r["value_estimate"] for r in rows]))
+    return metrics
+
+
+def trial_rows(rows: list[dict]) -> list[dict]:
+    """Registry rows, one per evaluated trial."""
+    return [{"index": i, "env": 0, "ground_truth": None, "choice": None, "correct": r["rewarded"],
+             "reward": r["reward"], "reaction_time": None, "steps": r["steps"],
+             "conditions": {k: r[k] for k in ("distance_cm", "overshoot_cm", "stopped")}} for i, r in enumerate(rows)]
+
+
+class FireflyPolicy:
+    def __init__(self, actor):
+        self.actor = actor
+        self.reset(1)
+
+    def reset(self, n_envs: int) -> None:
+        self.state = None
+
+    def episode_started(self, mask) -> None:
+        self.state = None
+
+    @torch.no_grad()
+    def act(self, obs, deterministic: bool = True):
+        action, self.state = self.actor(torch.as_tensor(np.asarray(obs), dtype=torch.float32)[None], self.state)
+        return action[0].numpy()
+
+    def activity(self) -> dict[str, np.ndarray]:
+        return {}

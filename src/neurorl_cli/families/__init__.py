@@ -1,0 +1,1 @@
+"""Task families, one package each, found through neurorl_cli.plugins."""
