@@ -47,3 +47,13 @@ def test_an_old_retinal_sb3_checkpoint_plays(old_home, tmp_path):
     gif = tmp_path / "doom.gif"
     cli("watch", "r2", "--checkpoint", "latest", "--gif", str(gif), home=old_home, check=True)
     assert gif.stat().st_size > 0
+
+
+def test_sb3_itself_loads_an_old_retinal_checkpoint(old_home):
+    """sb3's own `load` (a user's notebook) unpickles the features extractor by the module path it
+    was saved under, which the plug-in layout moved: the old path still imports."""
+    from sb3_contrib import RecurrentPPO
+
+    (path,) = (old_home / "runs").glob("000002-*/checkpoints/step_*.zip")
+    model = RecurrentPPO.load(path, device="cpu")
+    assert type(model.policy.features_extractor).__name__ == "RetinalFeatures"

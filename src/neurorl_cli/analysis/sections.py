@@ -23,11 +23,3 @@ def score_sections(ctx, protocol: str) -> list[html.Section]:
     add_figure(section, checkpoints.checkpoint_curve(ctx.evaluations, ctx.out, protocol),
                f"Score of every evaluated checkpoint under {protocol}, per seed and mean.", ctx.written)
     return [section.text("Best checkpoint of each seed:").table(checkpoints.best_table(ctx.best(protocol)))]
-
-
-def protocol_env(task: dict, protocol: str) -> tuple[dict, int]:
-    """A gymnasium-style task's environment table with a protocol's kwargs applied, and its seed."""
-    env_spec = dict(task["env"])
-    spec = task.get("protocols", {}).get(protocol, {})
-    env_spec["kwargs"] = {**env_spec.get("kwargs", {}), **spec.get("kwargs", {})}
-    return env_spec, int(spec.get("seed", PANEL_SEED))

@@ -132,8 +132,8 @@ class NeuroGymFamily(FamilyBase):
                 + ").")
 
     def watch(self, request: WatchRequest) -> Recording:
-        from neurorl_cli.analysis.sections import protocol_env
         from neurorl_cli.families.neurogym import panels
+        from neurorl_cli.families.neurogym.report import protocol_env
         from neurorl_cli.families.neurogym.watch import frame_duration_ms, render_frames
 
         trials = request.trials or WATCH_TRIALS

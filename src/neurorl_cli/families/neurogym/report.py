@@ -4,7 +4,7 @@ psychometric and reaction-time curves of each seed's best checkpoint."""
 from __future__ import annotations
 
 from neurorl_cli.analysis import checkpoints, html
-from neurorl_cli.analysis.sections import add_figure, protocol_env, score_sections
+from neurorl_cli.analysis.sections import PANEL_SEED, add_figure, score_sections
 from neurorl_cli.families.neurogym import panels, psychometric
 
 PANEL_TRIALS = 8
@@ -51,3 +51,11 @@ def decision_section(ctx, protocol: str) -> html.Section:
     add_figure(section, psychometric.reaction_time_curve(trials, ctx.out, f"reaction_time_{stem}"),
                f"Reaction time from stimulus onset against coherence, correct and error trials; {n}.", ctx.written)
     return section
+
+
+def protocol_env(task: dict, protocol: str) -> tuple[dict, int]:
+    """The task's environment table with a protocol's kwargs applied, and the protocol's seed."""
+    env_spec = dict(task["env"])
+    spec = task.get("protocols", {}).get(protocol, {})
+    env_spec["kwargs"] = {**env_spec.get("kwargs", {}), **spec.get("kwargs", {})}
+    return env_spec, int(spec.get("seed", PANEL_SEED))
