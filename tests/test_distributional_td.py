@@ -301,3 +301,38 @@ def test_a_resumed_run_continues_from_its_snapshot(tmp_path):
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [30]  # 10 and 20 were the first attempt's
     with np.load(run_dir / SIMULATION) as sim:
         np.testing.assert_allclose(sim["V"], expected_V, rtol=1e-6, atol=1e-7)
+
+
+def test_reward_jitter_follows_drl_sim_and_stored_configs_keep_the_earlier_rule():
+    """drl_sim's jitter: half-width int(0.1 * unc * the reward's own index), offset drawn
+    continuous-uniform and rounded. A schedule stored without `jitter_scale` keeps the earlier rule
+    (half-width from the trial's length, integer draws: test_schedules_give_the_specified_statistics)."""
+    from neurorl_cli import catalog
+    from neurorl_cli.families.conditioning.spec import ConditioningTask
+
+    def schedule(time: float, scale: str | None) -> Schedule:
+        reward = {"time": time, "size": {"kind": "fixed", "value": 1.0}, "jitter": 1.0}
+        if scale:
+            reward["jitter_scale"] = scale
+        return Schedule.model_validate({"dt": 0.1, "duration": 4.9, "trial_types": [
+            {"probability": 1.0, "cue_time": 0.5, "rewards": [reward]}]})
+
+    n = 40_000
+    for time, half in ((2.5, 2), (4.5, 4)):  # indices 24 and 44: the half-width scales with the reward's time
+        where = np.argmax(build(schedule(time, "reward"), n, seed=3).r.numpy() != 0, axis=1) - (round(time / 0.1) - 1)
+        assert set(np.unique(where)) == set(range(-half, half + 1))
+        # rounding a continuous draw: the two ends get half the weight of the inner offsets
+        expected = {k: (0.5 if abs(k) == half else 1.0) / (2 * half) for k in range(-half, half + 1)}
+        for offset, p in expected.items():
+            assert abs((where == offset).mean() - p) < 4 * np.sqrt(p * (1 - p) / n), (time, offset)
+    earlier = np.argmax(build(schedule(2.5, None), n, seed=3).r.numpy() != 0, axis=1) - 24
+    assert set(np.unique(earlier)) == set(range(-5, 6))  # int(0.1 * 1.0 * 50 steps)
+
+    # A task spec loaded now names the rule, so its config (and hash) differ from a stored one without it.
+    spec = {"name": "jittery", "family": "conditioning", "budget": {"trials": 10, "checkpoint_every": 10, "units": ["trials"]},
+            "schedule": schedule(2.5, None).model_dump(exclude_none=True, exclude_defaults=True)}
+    task = ConditioningTask.model_validate(spec)
+    assert task.schedule["trial_types"][0]["rewards"][0]["jitter_scale"] == "reward"
+    (config,) = catalog.resolve(task, catalog.load_model("distributional-td"))
+    stored = {**config, "task": {**config["task"], "schedule": spec["schedule"]}}
+    assert catalog.experiment_hash(config) != catalog.experiment_hash(stored)

@@ -62,7 +62,13 @@ class Reward(_Strict):
     time: float = Field(gt=0, description="seconds from trial start")
     size: RewardSize
     probability: float = Field(default=1.0, ge=0, le=1, description="chance the reward is delivered at all")
-    jitter: float = Field(default=0.0, ge=0, description="uniform jitter of +-int(0.1*jitter*steps) steps")
+    jitter: float = Field(default=0.0, ge=0, description="uniform jitter of the reward's time (see jitter_scale)")
+    # What the jitter's half-width scales with. "reward" is drl_sim's rule: int(0.1 * jitter *
+    # the reward's own time index) steps, the offset drawn continuous-uniform and rounded. "trial"
+    # (neurorl before it matched drl_sim): int(0.1 * jitter * the trial's steps), drawn as integers.
+    # Left out (None) means "trial", so that stored configs compute what they did; a task spec
+    # loaded now writes "reward" wherever a reward jitters (ConditioningTask), so new configs say so.
+    jitter_scale: Literal["trial", "reward"] | None = None
 
 
 class TrialType(_Strict):
@@ -147,7 +153,8 @@ def build(schedule: Schedule, n_trials: int, seed: int, device: str = "cpu", dty
             # Draw for every trial, keep those of this type: the stream does not depend on the mix.
             size = draw_sizes(reward.size, n_trials, generator)
             delivered = torch.rand(n_trials, generator=generator, dtype=torch.float64) < reward.probability
-            index = jittered_index(schedule.index_of(reward.time), reward.jitter, steps, n_trials, generator)
+            index = jittered_index(schedule.index_of(reward.time), reward.jitter, steps, n_trials, generator,
+                                   reward.jitter_scale or "trial")
             keep = of_type & delivered
             rows = torch.nonzero(keep).squeeze(1)
             r.index_put_((rows, index[keep]), size[keep], accumulate=True)
@@ -179,12 +186,19 @@ def draw_sizes(size: FixedSize | NormalSize | DiscreteSize, n: int, generator: t
     return values[torch.multinomial(weights, n, replacement=True, generator=generator)]
 
 
-def jittered_index(index: int, jitter: float, steps: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """drl_sim's jitter: uniform within +-int(0.1 * jitter * steps) steps; kept on the grid."""
-    half_width = int(0.1 * jitter * steps)
+def jittered_index(index: int, jitter: float, steps: int, n: int, generator: torch.Generator,
+                   scale: str = "trial") -> torch.Tensor:
+    """The reward's time index on each of `n` trials, kept on the grid. `scale` "reward" is drl_sim's
+    rule: half-width int(0.1 * jitter * index), the offset continuous-uniform then rounded; "trial"
+    is the earlier rule: half-width int(0.1 * jitter * steps), integer-uniform."""
+    half_width = int(0.1 * jitter * (index if scale == "reward" else steps))
     if half_width == 0:
         return torch.full((n,), index, dtype=torch.int64)
-    shift = torch.randint(-half_width, half_width + 1, (n,), generator=generator)
+    if scale == "reward":
+        offset = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * half_width
+        shift = torch.round(offset).to(torch.int64)
+    else:
+        shift = torch.randint(-half_width, half_width + 1, (n,), generator=generator)
     return (index + shift).clamp(0, steps - 1)
 
 

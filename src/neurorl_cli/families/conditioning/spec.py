@@ -22,4 +22,8 @@ class ConditioningTask(TaskSpecBase):
         from neurorl_cli.families.conditioning.schedule import Schedule
 
         Schedule.model_validate(schedule)
-        return schedule
+        # A reward that jitters says by which rule (drl_sim's, "reward"), so that the config names
+        # what it computes: a stored config without the key keeps the earlier rule (schedule.Reward).
+        types = [{**t, "rewards": [{**r, "jitter_scale": "reward"} if r.get("jitter") and "jitter_scale" not in r else r
+                                   for r in t.get("rewards", [])]} for t in schedule.get("trial_types", [])]
+        return {**schedule, "trial_types": types} if "trial_types" in schedule else schedule
