@@ -16,7 +16,7 @@ def test_every_shipped_spec_loads_and_every_pair_fits():
     fits = {  # task family -> the models that train on it (by what its tasks offer, not by name)
         "neurogym": {"recurrent-ppo", "ppo", "a2c", "meta-a2c-lstm"},
         "meta-rl": {"recurrent-ppo", "ppo", "a2c", "meta-a2c-lstm"},
-        "conditioning": {"distributional-td"},
+        "conditioning": {"distributional-td", "distributional-td-diverse"},
         "firefly": {"td3-modular", "td3-holistic", "ekf-td3", "holistic-ekf"},
         "doom": {"retinal-simple", "retinal-lindsey", "retinal-recurrent-ppo"},
     }

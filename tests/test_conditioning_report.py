@@ -146,3 +146,16 @@ def test_cli_train_report_watch(tmp_path):
     assert missing.returncode == 2 and "no simulation yet" in missing.stderr + missing.stdout
     cli("report", "e1", "--out", str(out), home=home, check=True)
     assert re.search(r"Run 1 has no simulation yet", (out / "index.html").read_text())
+
+
+def test_predictors_are_coloured_by_their_effective_asymmetry(sim, tmp_path):
+    """Rates act per step (alpha ** dt), so the asymmetry that sets a predictor's expectile is
+    tau_eff = alpha+^dt / (alpha+^dt + alpha-^dt), closer to 0.5 than the drawn tau when dt < 1 s."""
+    dt = float(sim["dt"])
+    plus, minus = sim["alpha_plus"] ** dt, sim["alpha_minus"] ** dt
+    np.testing.assert_allclose(sim["tau_eff"], plus / (plus + minus))
+    assert np.ptp(sim["tau_eff"]) < np.ptp(sim["tau"]) and np.all(np.abs(sim["tau_eff"] - 0.5) <= np.abs(sim["tau"] - 0.5))
+    # the same order, so "lowest / middle / highest tau" picks the same predictors either way
+    assert list(np.argsort(sim["tau_eff"])) == list(np.argsort(sim["tau"]))
+    data = _written(conditioning.value_at_time(sim, 0, conditioning.cue_time(sim, 0), out_dir=tmp_path, stem="eff"))
+    assert "tau_eff" in data.columns

@@ -336,3 +336,35 @@ def test_reward_jitter_follows_drl_sim_and_stored_configs_keep_the_earlier_rule(
     (config,) = catalog.resolve(task, catalog.load_model("distributional-td"))
     stored = {**config, "task": {**config["task"], "schedule": spec["schedule"]}}
     assert catalog.experiment_hash(config) != catalog.experiment_hash(stored)
+
+
+def test_per_step_rates_spread_the_predictors_as_their_drawn_asymmetry():
+    """Under drl_sim's per-second rates (alpha ** dt) a drawn tau of 0.1-0.9 acts as nearly 0.5 at
+    dt 0.1 s, and the predictors of one discount barely differ; with `alpha_per = "step"` (the
+    catalog's distributional-td-diverse) they spread. Measured on conditioning-variable over seeds
+    0-4: the pre-reward value's range within a gamma group, relative to its mean, is 0.056-0.062
+    per second and 0.96-1.36 per step; asserted: more than 5x on each of 3 seeds."""
+    from neurorl_cli import catalog
+    from neurorl_cli.engines.native.distributional_td import Hyper, params_seed
+    from neurorl_cli.families.conditioning.schedule import nominal_reward_index
+
+    def spread(model: str, seed: int) -> float:
+        (config,) = catalog.resolve(catalog.load_task("conditioning-variable"), catalog.load_model(model))
+        schedule = Schedule.model_validate(config["task"]["schedule"])
+        params = draw_params(config["model"]["hyper"], None, torch.Generator().manual_seed(params_seed(seed)))
+        exponent = Hyper.model_validate(config["model"]["hyper"]).alpha_exponent
+        V, _, _ = simulate(build(schedule, 2000, seed), params, schedule.dt, alpha_exponent=exponent)
+        value = V[:, -200:, nominal_reward_index(schedule)[0] - 1].mean(dim=1).numpy()
+        gamma = params["gamma"].numpy()
+        return float(np.mean([np.ptp(value[gamma == g]) / abs(value[gamma == g].mean()) for g in np.unique(gamma)
+                              if (gamma == g).sum() > 1]))
+
+    for seed in range(3):
+        assert spread("distributional-td-diverse", seed) > 5 * spread("distributional-td", seed), seed
+    # the rule is the same in the vectorised simulation and the reference loop
+    trials = build(small_random_schedule(), 30, seed=1, dtype=torch.float64)
+    params = draw_params({"predictors": 3, "alpha": {"low": 0.2, "high": 0.8}, "gamma": 0.8, "lambda": 0.5}, None,
+                         torch.Generator().manual_seed(0))
+    V, _, _ = simulate(trials, params, 0.5, alpha_exponent=1.0)
+    V_loop, _, _ = simulate_loop(trials, params, 0.5, alpha_exponent=1.0)
+    np.testing.assert_allclose(V.numpy(), V_loop, rtol=1e-9, atol=1e-12)

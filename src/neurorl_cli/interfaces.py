@@ -65,6 +65,11 @@ class Policy(Protocol):
         """The latest internal activations by name (n_envs, units), for analyses; {} when none."""
 
 
+class NotOffered(RuntimeError):
+    """A family or an engine was asked for what it does not offer (its Offer, or the model's
+    trainer, says so): pairing keeps the core from asking, so reaching this is a bug."""
+
+
 def env_seed(seed: int, index: int) -> int:
     """Each of a run's environments gets its own stream of trials, fixed by the run's seed."""
     return seed * 1_000 + index
@@ -129,6 +134,16 @@ class WatchRequest:
     policy: Callable[[], Policy] | None = None  # loads the checkpoint's policy
     path: Path | None = None  # the verified checkpoint file
     engine: Any = None  # the run's Engine, for what only it can do
+
+    @property
+    def spec(self) -> dict:
+        """The protocol's table in the task spec."""
+        return self.config["task"].get("protocols", {}).get(self.protocol, {})
+
+    @property
+    def env_seed(self) -> int:
+        """The environment's seed: the one asked for, else the protocol's."""
+        return int(self.spec.get("seed", 0)) if self.seed is None else self.seed
 
 
 @dataclass
@@ -276,10 +291,10 @@ class FamilyBase:
         return {}
 
     def single_env(self, task: dict, seed: int, **options) -> Any:
-        raise NotImplementedError(f"tasks of the {self.name} family have no single gymnasium environment")
+        raise NotOffered(f"tasks of the {self.name} family have no single gymnasium environment")
 
     def batched_env(self, task: dict, n: int, seed: int, device: str = "cpu", extra_kwargs: dict | None = None) -> Any:
-        raise NotImplementedError(f"tasks of the {self.name} family have no batched environment")
+        raise NotOffered(f"tasks of the {self.name} family have no batched environment")
 
     def protocol_sections(self, ctx: ReportContext, protocol: str) -> list:
         from neurorl_cli.analysis.sections import score_sections

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from neurorl_cli import plugins
+from neurorl_cli.interfaces import NotOffered
 
 BATCHED_CHECKPOINTS = 50  # checkpoints an engine with `evaluate_many` evaluates in one pass
 
@@ -40,7 +41,7 @@ def evaluate_each(config: dict, protocol: dict, files: list[tuple[object, Path]]
             chunk = files[start:start + BATCHED_CHECKPOINTS]
             try:
                 results = engine.evaluate_many(config, [f for _, f in chunk], protocol, device)
-            except NotImplementedError:  # this model's trainer has no batched evaluation
+            except NotOffered:  # this model's trainer has no batched evaluation
                 one_at_a_time = files
                 break
             except Exception:

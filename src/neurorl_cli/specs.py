@@ -15,6 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from neurorl_cli.errors import UserError
+
+
 class Spec(BaseModel):
     # nan and inf pass every bound (nan compares false; inf is greater than any `gt`), so no
     # setting of a spec may be either.
@@ -63,8 +66,6 @@ class TaskSpecBase(Spec):
     model_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-
-
 class ModelSpecBase(Spec):
     name: str
     description: str = ""
@@ -95,7 +96,6 @@ def first_error(exc: ValidationError, data: dict) -> tuple[str, str]:
     return ".".join(map(str, loc)) or "(top)", first["msg"].removeprefix("Value error, ")
 
 
-
 def describe_signature(fn) -> dict[str, Any]:
     """Defaults of a constructor's keyword parameters (for keys a spec does not list)."""
     params = inspect.signature(fn).parameters.items()
@@ -113,8 +113,6 @@ def config_hash(obj: Any) -> str:
 
 def unknown(kind: str, name: str, known: list[str], hint: str):
     """A UserError for a name that is not known, with the close ones."""
-    from neurorl_cli.errors import UserError
-
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     maybe = f" Did you mean {', '.join(close)}?" if close else ""
     return UserError(f"unknown {kind} '{name}'.{maybe} {hint}")

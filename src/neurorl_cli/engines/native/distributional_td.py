@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Literal, Union
 
 import numpy as np
 import torch
@@ -73,6 +73,16 @@ class Hyper(BaseModel):
     alpha: Spread = Field(description="float: symmetric rate; range or list: the asymmetry tau")
     gamma: Spread = Field(description="per-second discount")
     lambda_: Spread = Field(alias="lambda", description="per-second trace decay")
+    # What alpha's rates are per. "second" (drl_sim's): used per step as alpha ** dt, which at a
+    # small dt pulls every predictor's effective asymmetry close to 0.5 (drawn tau 0.3-0.8 is
+    # 0.50-0.53 at dt 0.1 s). "step": used as drawn, so the predictors' expectiles spread as tau
+    # does. Left out: "second", as every config stored before the setting existed computed.
+    alpha_per: Literal["second", "step"] | None = None
+
+    @property
+    def alpha_exponent(self) -> float | None:
+        """The power alpha's rates are raised to per step: None for dt (per second), 1 per step."""
+        return 1.0 if self.alpha_per == "step" else None
 
     @model_validator(mode="after")
     def _in_bounds(self) -> Hyper:
@@ -161,12 +171,14 @@ def trace_norm(L: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ntj,sj->nst", L, active).clamp_min(1.0)
 
 
-def per_step_rates(params: dict, dt: float, device, dtype) -> dict[str, torch.Tensor]:
-    return {k: params[k].to(device, dtype) ** dt for k in ("alpha_plus", "alpha_minus", "gamma", "lambda")}
+def per_step_rates(params: dict, dt: float, device, dtype, alpha_exponent: float | None = None) -> dict[str, torch.Tensor]:
+    """Rates per step: per-second values to the power dt (alpha to `alpha_exponent` when given)."""
+    power = {"alpha_plus": alpha_exponent or dt, "alpha_minus": alpha_exponent or dt, "gamma": dt, "lambda": dt}
+    return {k: params[k].to(device, dtype) ** p for k, p in power.items()}
 
 
 def simulate(trials: Trials, params: dict, dt: float, w0: torch.Tensor | None = None, start: int = 0,
-             stop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             stop: int | None = None, alpha_exponent: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run trials[start:stop] for all predictors from weights `w0` (zeros when None).
 
     Returns V (N, trials, steps), deltas (N, trials, steps-1) and the final weights w
@@ -174,7 +186,7 @@ def simulate(trials: Trials, params: dict, dt: float, w0: torch.Tensor | None = 
     x, r, types = trials.x, trials.r, trials.types
     stop = trials.n_trials if stop is None else stop
     n_types, steps = x.shape[0], x.shape[1]
-    rates = per_step_rates(params, dt, x.device, x.dtype)
+    rates = per_step_rates(params, dt, x.device, x.dtype, alpha_exponent)
     n = rates["gamma"].shape[0]
     w = torch.zeros(n, n_types, steps, device=x.device, dtype=x.dtype) if w0 is None else w0.to(x.device, x.dtype).clone()
     L = trace_matrix(rates["lambda"], steps)
@@ -208,7 +220,7 @@ def cpu_threads(threads: int | None):
 
 
 def simulate_loop(trials: Trials, params: dict, dt: float, w0=None, start: int = 0,
-                  stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  stop: int | None = None, alpha_exponent: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same rule, one predictor, trial and step at a time, in numpy float64."""
     x = trials.x.cpu().double().numpy()
     r = trials.r.cpu().double().numpy()
@@ -220,7 +232,7 @@ def simulate_loop(trials: Trials, params: dict, dt: float, w0=None, start: int =
     deltas = np.zeros((n, stop - start, steps - 1))
     w_all = np.zeros((n, n_types, steps)) if w0 is None else np.array(w0, dtype=np.float64)
     for i in range(n):
-        a_plus, a_minus = p["alpha_plus"][i] ** dt, p["alpha_minus"][i] ** dt
+        a_plus, a_minus = p["alpha_plus"][i] ** (alpha_exponent or dt), p["alpha_minus"][i] ** (alpha_exponent or dt)
         gamma, lam = p["gamma"][i] ** dt, p["lambda"][i] ** dt
         w = w_all[i]
         for row, trial in enumerate(range(start, stop)):
@@ -305,6 +317,8 @@ class DistributionalTDBackend:
         alpha = hyper.get("alpha")
         rates = (f"a symmetric learning rate {alpha:g}" if isinstance(alpha, int | float)
                  else f"asymmetric learning rates whose asymmetry tau = alpha+/(alpha+ + alpha-) was {_spread(alpha)}")
+        if hyper.get("alpha_per") == "step":
+            rates += " (rates per step, used as drawn)"
         predictors = f"{hyper['predictors']} predictors" if "predictors" in hyper else "predictors"
         return (f"The model {model['name']} ({model.get('algo', model.get('engine', ''))}) had {predictors} "
                 f"learning by TD(lambda) with {rates}; discount gamma (per second) {_spread(hyper.get('gamma'))}; "
@@ -319,6 +333,7 @@ class DistributionalTDBackend:
         every = int(config["budget"].get("checkpoint_every") or n_trials)
         trials = build(schedule, n_trials, run.seed, device=device)
         params = draw_params(config["model"]["hyper"], None, torch.Generator().manual_seed(params_seed(run.seed)))
+        exponent = Hyper.model_validate(config["model"]["hyper"]).alpha_exponent
         resumed = load_snapshot(Path(run.resume_from)) if run.resume_from else None
         reward_index = nominal_reward_index(schedule)
 
@@ -326,7 +341,7 @@ class DistributionalTDBackend:
         for start in range(0, n_trials, every):
             stop = min(start + every, n_trials)
             began = time.perf_counter()
-            V, deltas, w = simulate(trials, params, schedule.dt, w0=w, start=start, stop=stop)
+            V, deltas, w = simulate(trials, params, schedule.dt, w0=w, start=start, stop=stop, alpha_exponent=exponent)
             V_parts.append(V.cpu().numpy())
             delta_parts.append(deltas.cpu().numpy())
             if resumed is not None and stop <= int(resumed["trial"]):
@@ -352,6 +367,7 @@ class DistributionalTDBackend:
             "r": trials.r.cpu().numpy(), "types": trials.types.cpu().numpy(), "T": trials.T.cpu().numpy(),
             "x": trials.x.cpu().numpy(), "w": w.cpu().numpy(), "cue_index": np.array(trials.cue_index),
             "dt": np.float64(schedule.dt), **{k: params[k].numpy() for k in PARAM_KEYS},
+            "alpha_exponent": np.float64(exponent or schedule.dt),  # what alpha was raised to per step
         }
 
         def write(tmp: Path) -> None:

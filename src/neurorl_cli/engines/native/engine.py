@@ -3,25 +3,22 @@ the model spec names the algorithm, and each algorithm says what it can train.""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from neurorl_cli.interfaces import EngineBase, Offer
-from neurorl_cli.specs import Spec
+from neurorl_cli.interfaces import EngineBase, NotOffered, Offer
+from neurorl_cli.specs import ModelSpecBase
 
-class NativeModel(Spec):
+class NativeModel(ModelSpecBase):
     """A trainer of our own (engines/native/<algo>.py), for algorithms no library has."""
 
-    name: str
     engine: Literal["native"]
-    description: str = ""
     algo: Literal["distributional-td", "meta-a2c-lstm", "td3"]
     # The task families the model was written for: listed by `neurorl models` and part of stored
     # configs' identity; pairs are decided by what each algorithm needs (NEEDS).
     families: list[str]
     actions: list[Literal["discrete", "box"]] | None = None  # action spaces it can act in; None: it takes no actions
-    hyper: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _valid_hyper(self):
@@ -112,7 +109,7 @@ class NativeEngine(EngineBase):
     def evaluate_many(self, config: dict, checkpoints: list, protocol: dict, device: str = "cpu"):
         trainer = self._trainer(config["model"])
         if not hasattr(trainer, "evaluate_many"):
-            raise NotImplementedError  # rollouts.evaluate_each then takes them one at a time
+            raise NotOffered(f"{config['model']['algo']} evaluates one checkpoint at a time")
         return trainer.evaluate_many(config, checkpoints, protocol, device)
 
     def budget_note(self, config: dict) -> str | None:

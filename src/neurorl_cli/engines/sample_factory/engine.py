@@ -9,21 +9,18 @@ from pydantic import Field, model_validator
 
 from neurorl_cli.interfaces import EngineBase, Offer
 from neurorl_cli.engines.sample_factory.settings import SampleFactoryHyper
-from neurorl_cli.specs import Spec
+from neurorl_cli.specs import ModelSpecBase
 
 
-class SampleFactoryModel(Spec):
+class SampleFactoryModel(ModelSpecBase):
     """A retinal encoder + GRU core trained by sample-factory's APPO (trainer.py)."""
 
-    name: str
     engine: Literal["sample-factory"]
-    description: str = ""
     algo: Literal["APPO"] = "APPO"
     encoder: Literal["retinal-simple", "retinal-lindsey"]
     # The task families the model was written for: listed by `neurorl models` and part of stored
     # configs' identity (so the default stays); pairs are decided by what the task offers.
     families: list[str] = Field(default_factory=lambda: ["doom"])
-    hyper: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _valid_hyper(self):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from neurorl_cli.interfaces import EngineBase, Offer
 from neurorl_cli.nets.retinal import ENCODER_SETTINGS, EncoderSettings
-from neurorl_cli.specs import LIBRARY, PositiveInt, Spec
+from neurorl_cli.specs import LIBRARY, ModelSpecBase, PositiveInt
 
 class _OnPolicyHyper(BaseModel):
     """`hyper` of an sb3 on-policy algorithm: the numeric settings PPO, RecurrentPPO and A2C share."""
@@ -69,10 +69,8 @@ class SB3PolicyKwargs(BaseModel):
     ortho_init: bool = None
 
 
-class SB3Model(Spec):
-    name: str
+class SB3Model(ModelSpecBase):
     engine: Literal["sb3"]
-    description: str = ""
     algo: Literal["RecurrentPPO", "PPO", "A2C"]
     policy: str
     recurrent: bool = False
@@ -82,7 +80,6 @@ class SB3Model(Spec):
     n_envs: int = Field(1, gt=0)  # environments stepped together by the library's vector env
     observations: list[Literal["vector", "image"]] = Field(default_factory=lambda: ["vector"])
     actions: list[Literal["discrete", "box", "multidiscrete", "multibinary"]]
-    hyper: dict[str, Any] = Field(default_factory=dict)
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     # A retinal encoder (nets/retinal.py) as the policy's features extractor, for image
     # observations: `name` plus any of its settings (global_channels, hidden_size, ...).

@@ -2,8 +2,11 @@
 
 `value_at_time` (value at one moment across trials), `td_heatmaps` (TD error over trials and
 time) and `value_animation` (V, r and TD error of each trial, as a GIF) each take the dict of
-`load_simulation`. Predictors are coloured by a parameter (tau, gamma or lambda); any of them
-may be distributed. Every figure is written as PNG + SVG + the CSV of its data.
+`load_simulation`. Predictors are coloured by a parameter (tau_eff, tau, gamma or lambda); any
+of them may be distributed. tau is the drawn asymmetry alpha+ / (alpha+ + alpha-); the rates are
+applied per step as alpha ** dt, so the asymmetry that sets each predictor's expectile is
+tau_eff = alpha+^dt / (alpha+^dt + alpha-^dt), much closer to 0.5 when dt is small (drawn
+0.3-0.8 is 0.50-0.53 at dt 0.1 s): figures colour by tau_eff. Every figure is written as PNG + SVG + the CSV of its data.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from neurorl_cli.analysis.figures import STYLE, FigureFiles, new_figure, save, s
 TRAINING_KEY = "perf/cue_value_mean"
 # The name backends.distributional_td writes (tested equal); not imported, since that imports torch.
 SIMULATION = "simulation.npz"
-PARAMS = ("tau", "gamma", "lambda")  # what predictors can be coloured or grouped by
+PARAMS = ("tau_eff", "tau", "gamma", "lambda")  # what predictors can be coloured or grouped by
+LABELS = {"tau_eff": "tau (effective, per step)", "tau": "tau (drawn)"}
 LINE_CMAP = "jet"  # drl_sim's colouring of predictors
 IMAGE_CMAP = "viridis"
 PANEL_TOLERANCE = 0.01  # parameter values this close share a panel (drl_sim's matching)
@@ -36,7 +40,11 @@ def load_simulation(run_dir: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(path)
     with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+        sim = {k: data[k] for k in data.files}
+    power = float(sim.get("alpha_exponent", sim["dt"]))  # runs before alpha could be per step: dt
+    plus, minus = np.asarray(sim["alpha_plus"], float) ** power, np.asarray(sim["alpha_minus"], float) ** power
+    sim["tau_eff"] = plus / (plus + minus)
+    return sim
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -103,18 +111,19 @@ def _colourbar(fig, axes, norm, cmap, label: str) -> None:
 
 
 def describe(sim: dict, p: int) -> str:
-    return f"tau {float(sim['tau'][p]):.2f}, gamma {float(sim['gamma'][p]):.2f}, lambda {float(sim['lambda'][p]):.2f}"
+    return f"tau {float(sim['tau'][p]):.2f} (effective {float(sim['tau_eff'][p]):.3f}), gamma {float(sim['gamma'][p]):.2f}, lambda {float(sim['lambda'][p]):.2f}"
 
 
 def predictors_by_tau(sim: dict, count: int = 3) -> list[int]:
-    """`count` predictors spread over tau: the lowest, the highest and evenly between."""
+    """`count` predictors spread over tau: the lowest, the highest and evenly between (tau and
+    tau_eff order predictors alike: both grow with alpha+ / alpha-)."""
     order = np.argsort(np.asarray(sim["tau"]), kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, min(count, len(order)))).astype(int))
     return [int(order[i]) for i in picks]
 
 
 def _params_frame(sim: dict, predictors) -> pd.DataFrame:
-    keys = ("alpha_plus", "alpha_minus", "tau", "gamma", "lambda")
+    keys = ("alpha_plus", "alpha_minus", "tau", "tau_eff", "gamma", "lambda")
     return pd.DataFrame({"predictor": list(predictors), **{k: np.asarray(sim[k], float)[list(predictors)] for k in keys}})
 
 
@@ -122,7 +131,7 @@ def _params_frame(sim: dict, predictors) -> pd.DataFrame:
 
 
 @styled
-def value_at_time(sim: dict, trial_type: int, time_s: float, colour_by: str = "tau", panel_by: str | None = None,
+def value_at_time(sim: dict, trial_type: int, time_s: float, colour_by: str = "tau_eff", panel_by: str | None = None,
                   out_dir: Path = Path("."), stem: str = "value_at_time") -> FigureFiles:
     """Each predictor's value at `time_s` seconds over the trials of `trial_type`.
 
@@ -153,7 +162,7 @@ def value_at_time(sim: dict, trial_type: int, time_s: float, colour_by: str = "t
         ax.set_xlabel(f"trial (type {trial_type})")
         ax.set_title(f"{panel_by} = {group:.2f} ({int((member == g).sum())} predictors)" if group is not None else f"value at {time_s:g} s", fontsize="medium")
     axes[0, 0].set_ylabel(f"V at {time_s:g} s")
-    _colourbar(fig, axes[0, :].tolist(), norm, cmap, colour_by)
+    _colourbar(fig, axes[0, :].tolist(), norm, cmap, LABELS.get(colour_by, colour_by))
     table = pd.DataFrame({
         "predictor": np.repeat(np.arange(n), len(rows)),
         "trial": np.tile(rows, n),
@@ -228,9 +237,9 @@ class _Animator:
         T = np.asarray(sim["T"], float)
         V, r, deltas = np.asarray(sim["V"]), np.asarray(sim["r"]), np.asarray(sim["deltas"])
         self.V, self.r, self.deltas = V[:, rows], r[rows], deltas[:, rows]
-        norm, cmap = _colouring(np.asarray(sim["tau"], float))
+        norm, cmap = _colouring(np.asarray(sim["tau_eff"], float))
         ax_v, ax_r, ax_d = axes
-        colours = [cmap(norm(t)) for t in np.asarray(sim["tau"], float)]
+        colours = [cmap(norm(t)) for t in np.asarray(sim["tau_eff"], float)]
         self.v_lines = [ax_v.plot(T, self.V[p, 0], lw=0.9, color=c)[0] for p, c in enumerate(colours)]
         self.r_line = ax_r.plot(T, self.r[0], lw=1.2, color="k")[0]
         self.d_lines = [ax_d.plot(T[:-1], self.deltas[p, 0], lw=0.9, color=c)[0] for p, c in enumerate(colours)]
@@ -240,7 +249,7 @@ class _Animator:
             ax.axvline(T[int(sim["cue_index"][trial_type])], color="0.6", lw=0.8, ls="--")
         ax_d.set_xlabel("time (s)")
         ax_d.set_xlim(T[0], T[-1])
-        _colourbar(fig, list(axes), norm, cmap, "tau")
+        _colourbar(fig, list(axes), norm, cmap, LABELS["tau_eff"])
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -276,7 +285,7 @@ def render_animation(sim: dict, trial_type: int, rows: np.ndarray, title: str = 
 def value_animation(sim: dict, trial_type: int, out_path: Path, trials: Sequence[int] | None = None, fps: float = 7,
                     max_frames: int = MAX_FRAMES, title: str = "") -> Path:
     """An animated GIF, one frame per trial of `trial_type` (thinned to `max_frames`): V(t) of
-    every predictor (coloured by tau), the reward r(t) and the TD errors, x in seconds."""
+    every predictor (coloured by its effective tau), the reward r(t) and the TD errors, x in seconds."""
     from neurorl_cli.analysis.watch import write_gif
 
     rows = animation_trials(sim, trial_type, trials, max_frames)

@@ -4,7 +4,7 @@ value predictors learn; no agent acts, so its report and watch show the stored p
 from __future__ import annotations
 
 from neurorl_cli.families.conditioning.spec import ConditioningTask
-from neurorl_cli.interfaces import FamilyBase, Offer, Recording, WatchRequest
+from neurorl_cli.interfaces import FamilyBase, NotOffered, Offer, Recording, WatchRequest
 
 TRAINING_KEY = "perf/cue_value_mean"
 WATCH_FRAMES = 100  # at most this many trials are animated unless --trials says otherwise
@@ -27,7 +27,7 @@ class ConditioningFamily(FamilyBase):
                      action_space="none (no agent acts)", features=frozenset({"cue-reward-schedule"}))
 
     def rollout(self, policy, task: dict, protocol: dict):
-        raise NotImplementedError("a conditioning schedule has no agent acting: its engine measures its predictors")
+        raise NotOffered("a conditioning schedule has no agent acting: its engine measures its predictors")
 
     def run_sections(self, ctx) -> list:
         from neurorl_cli.families.conditioning.report import run_sections

@@ -28,14 +28,14 @@ def run_sections(ctx) -> list[html.Section]:
     for i in drawn:
         cue = analysis.cue_time(sim, i)
         label = f"trial type {i}{names.get(i, '')} ({int((sim['types'] == i).sum())} of {n_trials} trials)"
-        files = analysis.value_at_time(sim, i, cue, "tau", panel_by, out, f"value_at_cue_type{i}")
+        files = analysis.value_at_time(sim, i, cue, "tau_eff", panel_by, out, f"value_at_cue_type{i}")
         split = f", one panel per gamma (values within {analysis.PANEL_TOLERANCE} together)" if panel_by else ""
-        add_figure(section, files, f"Value at the cue ({cue:g} s) over the trials of {label}: {n} predictors coloured by their asymmetry tau{split}.", written)
+        add_figure(section, files, f"Value at the cue ({cue:g} s) over the trials of {label}: {n} predictors coloured by their effective asymmetry per step, tau = alpha+^dt / (alpha+^dt + alpha-^dt), from {float(sim['tau_eff'].min()):.3f} to {float(sim['tau_eff'].max()):.3f} (drawn tau {float(sim['tau'].min()):.2f} to {float(sim['tau'].max()):.2f}){split}.", written)
         files = analysis.td_heatmaps(sim, i, picks, out, f"td_heatmaps_type{i}")
         add_figure(section, files, f"TD error over the trials of {label} and time within the trial, for the predictors of lowest, middle and highest tau.", written)
     gif = analysis.value_animation(sim, drawn[0], out / "value_animation.gif", title=f"run r{run.id}")
     shown = len(analysis.animation_trials(sim, drawn[0]))
-    section.figure(gif, f"V(t) of every predictor (coloured by tau), reward r(t) and TD error, one frame per trial of trial type {drawn[0]} ({shown} frames).", links=[gif])
+    section.figure(gif, f"V(t) of every predictor (coloured by its effective tau), reward r(t) and TD error, one frame per trial of trial type {drawn[0]} ({shown} frames).", links=[gif])
     written.append(gif)
     return [section]
 

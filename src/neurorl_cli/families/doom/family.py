@@ -92,9 +92,7 @@ class DoomFamily(FamilyBase):
         from neurorl_cli.families.doom.env import play
         from neurorl_cli.families.doom.watch import DOOM_TIC_MS, doom_frames
 
-        task = request.config["task"]
-        spec = task["protocols"][request.protocol]
-        env_seed = int(spec.get("seed", 0)) if request.seed is None else request.seed
+        task, spec, env_seed = request.config["task"], request.spec, request.env_seed
         episodes = request.trials or 1
         policy = request.policy()
         steps = []

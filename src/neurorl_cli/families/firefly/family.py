@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from neurorl_cli.families.firefly.spec import FireflyTask
-from neurorl_cli.interfaces import FamilyBase, Offer, Recording, WatchRequest
+from neurorl_cli.interfaces import FamilyBase, NotOffered, Offer, Recording, WatchRequest
 
 FRAME_MS = 100  # the task's 0.1 s steps, in real time
 WATCH_TRIALS = 5
@@ -41,7 +41,7 @@ class FireflyFamily(FamilyBase):
         return Firefly(n=n, seed=seed, device=device, **{**task.get("env", {}), **(extra_kwargs or {})})
 
     def rollout(self, policy, task: dict, protocol: dict):
-        raise NotImplementedError("firefly trials are played by the engine that trained the agent (TD3's trials)")
+        raise NotOffered("firefly trials are played by the engine that trained the agent (TD3's trials)")
 
     def gym_ids(self) -> dict[str, tuple[str, dict]]:
         return {"Firefly-v0": ("neurorl_cli.families.firefly.env:FireflyEnv", {})}
@@ -64,10 +64,9 @@ class FireflyFamily(FamilyBase):
         from neurorl_cli.families.firefly import analysis
 
         trials = request.trials or WATCH_TRIALS
-        spec = dict(request.config["task"]["protocols"][request.protocol])
-        env_seed = int(spec.get("seed", 0)) if request.seed is None else request.seed
+        env_seed = request.env_seed
         try:
-            recording = analysis.record(request.engine, request.config, request.path, {**spec, "seed": env_seed}, trials=trials)
+            recording = analysis.record(request.engine, request.config, request.path, {**request.spec, "seed": env_seed}, trials=trials)
         except ValueError as exc:
             raise WorkFailed(str(exc)) from exc
         run, step = request.run, request.checkpoint.step

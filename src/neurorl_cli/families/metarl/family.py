@@ -73,9 +73,7 @@ class MetaRLFamily(FamilyBase):
         """The first trials of one episode of the protocol's environment, step by step."""
         from neurorl_cli.families.metarl import analysis
 
-        task, trials = request.config["task"], request.trials or WATCH_TRIALS
-        spec = task["protocols"][request.protocol]
-        env_seed = int(spec.get("seed", 0)) if request.seed is None else request.seed
+        task, trials, spec, env_seed = request.config["task"], request.trials or WATCH_TRIALS, request.spec, request.env_seed
         episode = analysis.record_episode(request.policy(), task, env_seed, spec.get("kwargs") or None,
                                           deterministic=spec.get("actions", "greedy") == "greedy")
         episode = episode[episode["trial"] <= trials]

@@ -137,8 +137,8 @@ class NeuroGymFamily(FamilyBase):
         from neurorl_cli.families.neurogym.watch import frame_duration_ms, render_frames
 
         trials = request.trials or WATCH_TRIALS
-        env_spec, env_seed = protocol_env(request.config["task"], request.protocol)
-        env_seed = env_seed if request.seed is None else request.seed
+        env_spec, _ = protocol_env(request.config["task"], request.protocol)
+        env_seed = request.env_seed
         records = panels.record_trials(request.policy(), env_spec, trials, env_seed)
         run, step = request.run, request.checkpoint.step
         title = f"run r{run.id} (seed {run.seed}), checkpoint step {step}, env seed {env_seed}"
