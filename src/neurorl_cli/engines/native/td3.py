@@ -31,7 +31,7 @@ import copy
 import time
 from collections import deque
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -73,6 +73,14 @@ class Hyper(BaseModel):
     max_trials_in_all: int | None = Field(None, gt=0)  # phase I included; None: the budget and the phase-I cap
     validation_trials: int = Field(300, gt=0)
     trials_per_batch: int = Field(16, gt=0)  # trials collected side by side
+    # The study's own code (ryzhang1/Inductive_bias) where this trainer differs; left out, this
+    # trainer's rule, which every stored config computed (neither is measured better yet).
+    # "tenth": each update takes a random tenth of the stored trajectories, picks one length among
+    # them and draws up to batch_size of that length without replacement (recurrent agents only).
+    replay_draw: Literal["buffer", "tenth"] | None = None  # None/"buffer": one length, then the whole buffer, with replacement
+    # "blocks": phase II starts when a disjoint block of 100 phase-I trials is rewarded above
+    # phase2_rewarded; None/"window": when the last 100 trials reach it.
+    phase2_rule: Literal["window", "blocks"] | None = None
 
     @field_validator("actor", "critic")
     @classmethod
@@ -140,8 +148,16 @@ class TrajectoryReplay(_Replay):
             if not self.by_length[old_length]:
                 del self.by_length[old_length]
 
-    def sample(self, batch: int) -> dict[str, torch.Tensor]:
-        """`batch` trajectories of one length, stacked time-major (T, B, ...)."""
+    def sample(self, batch: int, tenth: bool = False) -> dict[str, torch.Tensor]:
+        """`batch` trajectories of one length, stacked time-major (T, B, ...): drawn with replacement
+        from every stored one of a randomly picked length; with `tenth` (the study's rule), up to
+        `batch` without replacement from a random tenth of the buffer, of one length among them."""
+        if tenth:
+            some = torch.randperm(len(self.order), generator=self.generator)[:max(1, len(self.order) // 10)].tolist()
+            length = self.order[some[int(torch.randint(len(some), (1,), generator=self.generator))]][0]
+            keys = [self.order[i][1] for i in some if self.order[i][0] == length][:batch]  # randperm: already random
+            pool = [self.by_length[length][key] for key in keys]
+            return {k: torch.stack([t[k] for t in pool], dim=1) for k in pool[0]}
         pick = int(torch.randint(len(self.order), (1,), generator=self.generator))
         length = self.order[pick][0]
         pool = list(self.by_length[length].values())
@@ -174,9 +190,41 @@ class TransitionReplay(_Replay):
         self.head = int(index[-1] + 1) % self.capacity
         self.size = min(self.size + len(belief), self.capacity)
 
-    def sample(self, batch: int) -> dict[str, torch.Tensor]:
+    def sample(self, batch: int, tenth: bool = False) -> dict[str, torch.Tensor]:
+        # Transitions of a belief agent: the study's `tenth` rule is about trajectories of one length.
         index = torch.randint(self.size, (batch,), generator=self.generator)
         return {k: v[index][None] for k, v in self.data.items()}
+
+
+class PhaseTwoRule:
+    """When phase I ends. This trainer's rule: the rewarded fraction of the last 100 trials reaches
+    `threshold`. The study's (`blocks`): a disjoint block of 100 trials is rewarded above it."""
+
+    BLOCK = 100
+
+    def __init__(self, threshold: float, blocks: bool):
+        self.threshold, self.blocks = threshold, blocks
+        self.recent: deque[float] = deque(maxlen=self.BLOCK)
+        self.block: list[float] = []
+        self.last_block: float | None = None
+
+    def add(self, rewarded: list[float]) -> bool:
+        """Record trials' outcomes; True when phase II begins."""
+        self.recent.extend(rewarded)
+        if not self.blocks:
+            return len(self.recent) == self.BLOCK and float(np.mean(self.recent)) >= self.threshold
+        self.block.extend(rewarded)
+        passed = False
+        while len(self.block) >= self.BLOCK:
+            self.last_block = float(np.mean(self.block[:self.BLOCK]))
+            passed = passed or self.last_block > self.threshold
+            del self.block[:self.BLOCK]
+        return passed
+
+    def describe(self) -> str:
+        if self.blocks:
+            return "last whole block of 100: " + ("none yet" if self.last_block is None else f"{self.last_block:.2f}")
+        return f"rewarded fraction of the last 100: {np.mean(self.recent):.2f}"
 
 
 def make_replay(hyper: Hyper, generator: torch.Generator):
@@ -398,7 +446,7 @@ class TD3Backend:
         agent = TD3(hyper, device)
         counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
         replay = make_replay(hyper, generator)
-        recent: deque[float] = deque(maxlen=100)
+        phase_two = PhaseTwoRule(hyper.phase2_rewarded, blocks=hyper.phase2_rule == "blocks")
         if run.resume_from:
             # Read onto the CPU: the random states must stay there, and load_state_dict moves the rest.
             saved = load_checkpoint(run.resume_from)
@@ -433,7 +481,7 @@ class TD3Backend:
                 if counts["phase"] >= 2:
                     replay.add(mirrored(trajectory))
             rewarded = outcome.get("rewarded", torch.zeros(len(trajectories))).tolist()
-            recent.extend(rewarded)
+            starts_phase_two = counts["phase"] == 1 and phase_two.add(rewarded)
             if counts["phase"] == 1:
                 counts["phase1_trials"] += len(trajectories)
             else:
@@ -446,11 +494,12 @@ class TD3Backend:
             if replay.trajectories_added >= hyper.warmup_trials:
                 pending_updates += n_steps / hyper.replay_period
                 while pending_updates >= 1:
-                    for key, value in agent.update(replay.sample(hyper.batch_size), generator).items():
+                    batch = replay.sample(hyper.batch_size, tenth=hyper.replay_draw == "tenth")
+                    for key, value in agent.update(batch, generator).items():
                         window.setdefault(key, []).append(value)
                     pending_updates -= 1
             # phase switches, as events in the run log and a metric
-            if counts["phase"] == 1 and len(recent) == recent.maxlen and np.mean(recent) >= hyper.phase2_rewarded:
+            if starts_phase_two:
                 counts["phase"] = 2
                 replay = make_replay(hyper, generator)
                 env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
@@ -459,7 +508,7 @@ class TD3Backend:
                 # Never reaching phase II is a result of the study, not a failure: the run ends
                 # completed, flagged, with its phase-I policy as the checkpoint.
                 log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
-                               f"(model.phase1_max_trials; rewarded fraction of the last 100: {np.mean(recent):.2f})")
+                               f"(model.phase1_max_trials; {phase_two.describe()})")
             in_all = counts["trials"] + counts["phase1_trials"]
             if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
                 log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
