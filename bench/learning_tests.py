@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import cli  # noqa: E402  (the same subprocess call the tests make)
 from tests.learning import GROUP, MOST, harlow_group, harlow_learned  # noqa: E402
 
-CRITERIA = {"harlow": (harlow_group, harlow_learned, "accuracy_later")}
+CRITERIA = {"harlow": (harlow_group, harlow_learned, "trials_2_5")}
 
 
 def main() -> None:
