@@ -49,3 +49,32 @@ def harlow_learned(metrics: dict) -> bool:
 
     blind = float(np.mean(blind_baseline(6)[[k - 1 for k in HARLOW_POSITIONS]]))
     return harlow_score(metrics) > blind + HARLOW_MARGIN
+
+
+# Two-step: the catalog's budget (2M trials, 20k episodes; about 30 s a seed on one core) and
+# its model defaults for meta-a2c-lstm. The group learned when the mean over its seeds of the
+# model-based index (the reward x transition interaction of the stay probabilities, on 6,000
+# sampled test trials of each seed's last checkpoint) is above this margin. Measured with
+# `python bench/learning_tests.py two-step --groups 5 [--broken --groups 3]` (seeds 0-19): a seed
+# either shows the signature (16 of 20 seeds at 0.34-0.57, one at 0.16) or stays at chance (0.01-0.09),
+# group means 0.29-0.43; with a learning rate of 1e-12 every index was -0.01-0.03 and group means
+# at most 0.01. At 0.10 the group fails only when all four seeds stay at chance.
+TWO_STEP_MARGIN = 0.10
+TWO_STEP_EVAL_TRIALS = "6000"
+
+
+def two_step_group(cli, seeds: str, home: Path, extra: tuple[str, ...] = ()) -> list[dict]:
+    """Train at the catalog's budget, evaluate the last checkpoint, return each seed's metrics."""
+    cli("train", "two-step", "meta-a2c-lstm", "--seeds", seeds, "--jobs", "2", "--checkpoint-every", "2000000",
+        "--name", "two-step-group", *extra, home=home, check=True)
+    cli("eval", "two-step-group", "--all-checkpoints", "--trials", TWO_STEP_EVAL_TRIALS, home=home, check=True)
+    rows = json.loads(cli("eval", "two-step-group", "--best", "--json", home=home, check=True).stdout)
+    return [{"seed": r["seed"], **r["metrics"]} for r in rows]
+
+
+def two_step_learned(rows: list[dict]) -> bool:
+    return float(np.mean([r["model_based_index"] for r in rows])) > TWO_STEP_MARGIN
+
+
+def harlow_group_learned(rows: list[dict]) -> bool:
+    return sum(harlow_learned(r) for r in rows) >= MOST
