@@ -45,43 +45,15 @@ def literals(tree: ast.AST, names: set[str]) -> int:
 
 
 def cycles() -> list[list[str]]:
+    """Import cycles between modules: strongly connected components of more than one module."""
     import grimp
 
-    graph = grimp.build_graph("neurorl_cli")
-    modules = sorted(graph.modules)
-    index = {m: i for i, m in enumerate(modules)}
-    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in modules}
-    # Tarjan's strongly connected components
-    low, num, stack, on, out, counter = {}, {}, [], set(), [], [0]
+    sys.path.insert(0, str(SRC.parents[1]))
+    from tests.test_layers import _strongly_connected  # the same search the test runs
 
-    def visit(v):
-        num[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in edges[v]:
-            if w not in num:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], num[w])
-        if low[v] == num[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    sys.setrecursionlimit(10_000)
-    for m in modules:
-        if m not in num:
-            visit(m)
-    del index
-    return out
+    graph = grimp.build_graph("neurorl_cli", cache_dir=None)
+    imports = {m: graph.find_modules_directly_imported_by(m) & graph.modules for m in graph.modules}
+    return [sorted(c) for c in _strongly_connected(imports) if len(c) > 1]
 
 
 def main() -> None:
