@@ -325,11 +325,7 @@ class EngineBase:
     def methods(self, model: dict) -> str:
         from neurorl_cli.analysis.prose import model_sentence
 
-        return model_sentence(model, f"{self.label_of(model)}")
-
-    @staticmethod
-    def label_of(model: dict) -> str:
-        return model.get("algo", model.get("engine", ""))
+        return model_sentence(model, model.get("algo", self.name))
 
     def libraries(self, model: dict) -> dict[str, str]:
         return {}

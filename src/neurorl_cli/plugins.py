@@ -44,12 +44,15 @@ def _instance(obj):
     return obj() if isinstance(obj, type) else obj
 
 
-def _table(builtin: list[str], group: str, kind: type, plug_ins: bool = True) -> dict:
-    found = {}
-    for ref in builtin:
-        obj = _instance(_load(ref))
-        found[obj.name] = obj
-    for point in entry_points(group=group) if plug_ins else ():
+@functools.cache
+def _builtin(refs: tuple[str, ...]) -> dict:
+    """The built-in objects by name, in the table's order (loaded once)."""
+    return {obj.name: obj for obj in (_instance(_load(ref)) for ref in refs)}
+
+
+def _table(builtin: list[str], group: str, kind: type) -> dict:
+    found = dict(_builtin(tuple(builtin)))
+    for point in entry_points(group=group):
         try:
             obj = _instance(point.load())
         except Exception as exc:  # a third party's bug must not stop neurorl: say so, go on without it
@@ -81,7 +84,7 @@ def engines() -> dict[str, Engine]:
 
 def default_family() -> str:
     """The family of a task spec that names none (specs written before families existed)."""
-    return _instance(_load(BUILTIN_FAMILIES[0])).name
+    return next(iter(_builtin(tuple(BUILTIN_FAMILIES))))
 
 
 def family(name: str) -> Family:
@@ -124,7 +127,7 @@ def register_gym_ids() -> None:
     in_namespace = registration.current_namespace == "neurorl"
     # The built-in families only: a plug-in's module may import gymnasium, which is being imported
     # now; a plug-in registers its own ids through its own `gymnasium.envs` entry point.
-    for family in _table(BUILTIN_FAMILIES, FAMILY_GROUP, Family, plug_ins=False).values():
+    for family in _builtin(tuple(BUILTIN_FAMILIES)).values():
         for name, (entry, kwargs) in family.gym_ids().items():
             if f"neurorl/{name}" not in registration.registry:
                 registration.register(id=name if in_namespace else f"neurorl/{name}", entry_point=entry, kwargs=kwargs)

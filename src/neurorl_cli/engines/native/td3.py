@@ -210,8 +210,8 @@ class PhaseTwoRule:
 
     def add(self, rewarded: list[float]) -> bool:
         """Record trials' outcomes; True when phase II begins."""
-        self.recent.extend(rewarded)
         if not self.blocks:
+            self.recent.extend(rewarded)
             return len(self.recent) == self.BLOCK and float(np.mean(self.recent)) >= self.threshold
         self.block.extend(rewarded)
         passed = False
