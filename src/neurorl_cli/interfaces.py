@@ -36,6 +36,7 @@ class RunConfig:
     device: str = "auto"
     resume_from: str | None = None  # checkpoint path of the previous attempt
     threads: int | None = None  # torch CPU threads; None leaves the library default
+    group: list[int] | None = None  # run ids of a seed group trained in this one process
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,7 +68,8 @@ class Policy(Protocol):
 
 class NotOffered(RuntimeError):
     """A family or an engine was asked for what it does not offer (its Offer, or the model's
-    trainer, says so): pairing keeps the core from asking, so reaching this is a bug."""
+    trainer, says so): pairing keeps the core from asking, so reaching this is a bug; except
+    `train_group`, which the worker asks first and falls back from."""
 
 
 def env_seed(seed: int, index: int) -> int:
@@ -254,7 +256,9 @@ class Engine(Protocol):
         """Train one run, writing metrics and checkpoints through its RunLog."""
 
     def train_group(self, runs: list[RunConfig], logs: list) -> None:
-        """Train several seeds of one experiment in one call (EngineBase trains them one by one)."""
+        """Train several seeds of one experiment (one config) in one call, each through its own
+        RunLog as if alone; a seed that ends before the others calls its log's `finish`, and the
+        worker finishes the rest. EngineBase trains them one after another."""
 
     def load_policy(self, config: dict, checkpoint: Path, device: str) -> Policy:
         """A checkpoint as a Policy."""
@@ -331,8 +335,7 @@ class EngineBase:
         return {}
 
     def train_group(self, runs: list[RunConfig], logs: list) -> None:
-        for run, log in zip(runs, logs):
-            self.train(run, log)
+        raise NotOffered(f"{self.name} trains one seed at a time")
 
     def evaluate(self, family: Family, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
         return family.rollout(self.load_policy(config, checkpoint, device), config["task"], protocol)

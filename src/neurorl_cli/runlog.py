@@ -50,6 +50,10 @@ class RunLog:
         # How a completed run ended when that is part of its result (e.g. stopped by a cap
         # before its last phase); the registry shows it beside the status.
         self.outcome: str | None = None
+        # The run ids trained in the same process as this one (a seed group), recorded in the
+        # start event: a grouped seed may differ from a solo one by float rounding.
+        self.group: list[int] | None = None
+        self.finished = False  # a group's engine may finish a seed that ends before the others
         self._lock = threading.Lock()
         self._fd = os.open(self.run_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._heartbeat_every = default_heartbeat_every() if heartbeat_every is None else heartbeat_every
@@ -84,7 +88,8 @@ class RunLog:
             versions = {**worker_side(device), **versions}
         except Exception as exc:  # noqa: BLE001  (provenance must never fail a run)
             versions = {**versions, "provenance_error": repr(exc)[:500]}
-        self.status("running", host=socket.gethostname(), pid=os.getpid(), device=device, versions=versions)
+        group = {"group": self.group} if self.group else {}
+        self.status("running", host=socket.gethostname(), pid=os.getpid(), device=device, versions=versions, **group)
         self.heartbeat()
         if self._heartbeat_every > 0:
             self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
@@ -117,6 +122,7 @@ class RunLog:
         self._emit({"type": "artifact", "kind": kind, "path": rel_path})
 
     def finish(self, status: str, error: str | None = None) -> None:
+        self.finished = True
         self._stop.set()
         self.status(status, error=error, step=self.step, **({"outcome": self.outcome} if self.outcome else {}))
 

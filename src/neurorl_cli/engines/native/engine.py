@@ -97,6 +97,12 @@ class NativeEngine(EngineBase):
     def train(self, run, log) -> None:
         self._trainer(run.config["model"]).train(run, log)
 
+    def train_group(self, runs, logs) -> None:
+        trainer = self._trainer(runs[0].config["model"])
+        if not hasattr(trainer, "train_group"):
+            raise NotOffered(f"{runs[0].config['model']['algo']} trains one seed at a time")
+        trainer.train_group(runs, logs)
+
     def load_policy(self, config: dict, checkpoint, device: str = "cpu"):
         return self._trainer(config["model"]).load_policy(config, checkpoint, device)
 
