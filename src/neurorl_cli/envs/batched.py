@@ -52,7 +52,37 @@ class BatchedEnv(ABC):
         return self.stimulus_dim + (self.n_actions + 2 if self.meta_inputs else 0)
 
     def rand(self, *shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator, device=self.device)
+        """Uniform draws with the batch's rows first (`shape[0] == self.n` where the rows differ):
+        every random draw of a task goes through here, so that per-seed streams can split it."""
+        if self.streams is None:
+            return torch.rand(*shape, generator=self.generator, device=self.device)
+        if not shape or shape[0] != self.n:
+            raise ValueError(f"with per-seed streams every draw is per row: shape {shape} must start with n={self.n}")
+        block = self.n // len(self.streams)
+        return torch.cat([torch.rand(block, *shape[1:], generator=g, device=self.device) for g in self.streams])
+
+    # -- seed groups: several seeds' episodes stepped as one batch
+    streams: list[torch.Generator] | None = None  # one generator per block of rows, or None (one stream)
+
+    def split_streams(self, seeds: list[int]) -> None:
+        """Split the `n` rows into `len(seeds)` blocks of `n / len(seeds)` episodes, block i drawing
+        from its own generator seeded with `seeds[i]`, exactly as a solo env of that block's size
+        and seed draws (tasks draw only through `rand`, each draw over the rows). Call it before
+        the first `reset`: the solo stream (`self.generator`) is then unused."""
+        if not seeds or self.n % len(seeds):
+            raise ValueError(f"{self.n} episodes do not split into {len(seeds)} equal blocks")
+        self.streams = []
+        for seed in seeds:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(int(seed))
+            self.streams.append(g)
+
+    def keep_streams(self, keep: list[int]) -> None:
+        """Keep only the blocks `keep` (in that order): the batch shrinks to their rows from the
+        next `reset` on (a seed that ended its budget drops out of the group)."""
+        block = self.n // len(self.streams)
+        self.streams = [self.streams[i] for i in keep]
+        self.n = block * len(self.streams)
 
     def reset(self) -> torch.Tensor:
         self.t = 0

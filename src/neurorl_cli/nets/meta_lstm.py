@@ -35,3 +35,81 @@ class MetaLSTM(nn.Module):
     def forward(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         h, c = self.cell(obs, state)
         return self.policy(h), self.value(h).squeeze(-1), (h, c)
+
+
+# -- seed groups: S networks as one, with a leading seed dimension ---------------------------
+
+# MetaLSTM's parameters in `parameters()` order (the order of its optimizer's state).
+PARAM_NAMES = ("cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh", "policy.weight", "value.weight")
+
+
+class StackedMetaLSTM:
+    """S MetaLSTMs stepped as one: each parameter stacked along a leading seed dimension
+    (`params[name]` is (S, *shape), a leaf tensor), the LSTM cell and heads written with batched
+    matrix products over the seeds. Inputs and states are (S, n, .); seed s reads only its own
+    slice, so one backward of the summed losses gives each seed its own gradient.
+
+    Hand-batched rather than `torch.func.vmap(functional_call(...))`: the same arithmetic with
+    fewer dispatched ops per step (bench/seed_groups_metarl.py --nets measures both)."""
+
+    def __init__(self, params: dict[str, torch.Tensor]):
+        self.params = params
+        self.hidden_size = params["cell.weight_hh"].shape[-1]
+
+    @classmethod
+    def from_nets(cls, nets: list[MetaLSTM], device=None) -> StackedMetaLSTM:
+        states = [net.state_dict() for net in nets]
+        return cls({k: torch.stack([s[k] for s in states]).to(device).requires_grad_() for k in PARAM_NAMES})
+
+    @property
+    def seeds(self) -> int:
+        return self.params["cell.weight_ih"].shape[0]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.params[k] for k in PARAM_NAMES]
+
+    def state_dict_of(self, s: int) -> dict[str, torch.Tensor]:
+        """Seed s's weights as a MetaLSTM state dict (what a solo checkpoint stores)."""
+        return {k: self.params[k][s].detach().clone() for k in PARAM_NAMES}
+
+    def keep(self, keep: list[int]) -> StackedMetaLSTM:
+        """A new stack of the seeds `keep` (new leaf tensors)."""
+        index = torch.as_tensor(keep, device=self.params[PARAM_NAMES[0]].device)
+        return StackedMetaLSTM({k: self.params[k].detach()[index].clone().requires_grad_() for k in PARAM_NAMES})
+
+    def initial_state(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(self.seeds, n, self.hidden_size, device=device)
+        return zeros, zeros.clone()
+
+    def __call__(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """obs (S, n, obs_dim), state ((S, n, H), (S, n, H)) -> logits (S, n, A), value (S, n), state."""
+        p = self.params
+        h, c = state
+        gates = (torch.baddbmm(p["cell.bias_ih"].unsqueeze(1), obs, p["cell.weight_ih"].transpose(1, 2))
+                 + torch.baddbmm(p["cell.bias_hh"].unsqueeze(1), h, p["cell.weight_hh"].transpose(1, 2)))
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        logits = torch.bmm(h, p["policy.weight"].transpose(1, 2))
+        value = torch.bmm(h, p["value.weight"].transpose(1, 2)).squeeze(-1)
+        return logits, value, (h, c)
+
+
+def vmapped_forward(nets: list[MetaLSTM]):
+    """The alternative to StackedMetaLSTM: torch.func's stacked module state and vmap over
+    `functional_call` (for the benchmark that chose between them)."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    params, buffers = stack_module_state(nets)
+    base = nets[0]
+
+    def one(p, b, obs, h, c):
+        return functional_call(base, (p, b), (obs, (h, c)))
+
+    batched = vmap(one)
+
+    def forward(obs, state):
+        logits, value, (h, c) = batched(params, buffers, obs, *state)
+        return logits, value, (h, c)
+
+    return params, forward

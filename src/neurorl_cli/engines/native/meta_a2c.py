@@ -204,6 +204,14 @@ class MetaA2CBackend:
             if log.stop_requested:  # SIGTERM (scancel, preemption): stop with the checkpoint just saved
                 return
 
+    def train_group(self, runs: list[RunConfig], logs: list[RunLog]) -> None:
+        """Several seeds of one experiment as one batched computation, each through its own run
+        log as `train` trains it alone (meta_a2c_group.py); NotOffered for tasks whose batched
+        env has no per-seed random streams (NeuroGym's lockstep envs)."""
+        from neurorl_cli.engines.native.meta_a2c_group import train_group
+
+        train_group(self, runs, logs)
+
     # -- trained agents
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu") -> MetaPolicy:
         from neurorl_cli.nets.meta_lstm import MetaLSTM
