@@ -255,6 +255,10 @@ class Engine(Protocol):
     def train(self, run: RunConfig, log) -> None:
         """Train one run, writing metrics and checkpoints through its RunLog."""
 
+    def group_size(self, config: dict, device: str) -> int:
+        """The most seeds of `config` this engine trains together in one process on `device`
+        (1: one seed per worker process)."""
+
     def train_group(self, runs: list[RunConfig], logs: list) -> None:
         """Train several seeds of one experiment (one config) in one call, each through its own
         RunLog as if alone; a seed that ends before the others calls its log's `finish`, and the
@@ -333,6 +337,9 @@ class EngineBase:
 
     def libraries(self, model: dict) -> dict[str, str]:
         return {}
+
+    def group_size(self, config: dict, device: str) -> int:
+        return 1
 
     def train_group(self, runs: list[RunConfig], logs: list) -> None:
         raise NotOffered(f"{self.name} trains one seed at a time")

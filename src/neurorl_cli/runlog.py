@@ -53,7 +53,8 @@ class RunLog:
         # The run ids trained in the same process as this one (a seed group), recorded in the
         # start event: a grouped seed may differ from a solo one by float rounding.
         self.group: list[int] | None = None
-        self.finished = False  # a group's engine may finish a seed that ends before the others
+        # The status it finished with: a group's engine finishes a seed that ends before the others.
+        self.final: str | None = None
         self._lock = threading.Lock()
         self._fd = os.open(self.run_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._heartbeat_every = default_heartbeat_every() if heartbeat_every is None else heartbeat_every
@@ -88,8 +89,9 @@ class RunLog:
             versions = {**worker_side(device), **versions}
         except Exception as exc:  # noqa: BLE001  (provenance must never fail a run)
             versions = {**versions, "provenance_error": repr(exc)[:500]}
-        group = {"group": self.group} if self.group else {}
-        self.status("running", host=socket.gethostname(), pid=os.getpid(), device=device, versions=versions, **group)
+        if self.group:
+            versions["seed_group"] = self.group
+        self.status("running", host=socket.gethostname(), pid=os.getpid(), device=device, versions=versions)
         self.heartbeat()
         if self._heartbeat_every > 0:
             self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
@@ -121,8 +123,12 @@ class RunLog:
         """Announce a file the worker wrote (already renamed into place) for the registry."""
         self._emit({"type": "artifact", "kind": kind, "path": rel_path})
 
+    @property
+    def finished(self) -> bool:
+        return self.final is not None
+
     def finish(self, status: str, error: str | None = None) -> None:
-        self.finished = True
+        self.final = status
         self._stop.set()
         self.status(status, error=error, step=self.step, **({"outcome": self.outcome} if self.outcome else {}))
 

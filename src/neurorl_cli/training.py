@@ -119,9 +119,26 @@ def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name
     return Plan(to_train, skipped, experiments)
 
 
-def resume(engine: Engine, run_ref: str) -> Run:
-    """Queue a crashed, failed or cancelled run again as its next attempt, from its last checkpoint."""
+RESUMABLE = ("crashed", "failed", "cancelled")
 
+
+def resume(engine: Engine, ref: str) -> list[Run]:
+    """Queue a crashed, failed or cancelled run again as its next attempt, from its last
+    checkpoint; given an experiment, each of its seeds' newest runs that is one of those (a seed
+    group stopped by a crash or a cancel resumes together)."""
+    with Session(engine) as session:
+        exp = None if queries.find_run(session, ref) else queries.find_experiment(session, ref)
+        runs = list(session.exec(select(Run).where(Run.experiment_id == exp.id))) if exp else []
+    if exp is None:  # a run, or nothing (whose error names what a run ref looks like)
+        return [_resume_run(engine, ref)]
+    stopped = [r for r in queries.latest_runs(runs) if r.status in RESUMABLE]
+    if not stopped:
+        raise UserError(f"experiment {queries.exp_ref(exp)} has no crashed, failed or cancelled run to resume "
+                        f"(see `neurorl runs list`)")
+    return [_resume_run(engine, queries.run_ref(r)) for r in stopped]
+
+
+def _resume_run(engine: Engine, run_ref: str) -> Run:
     with Session(engine) as session:
         run = queries.run(session, run_ref)
         if run.status in ("running", "queued"):
@@ -169,13 +186,32 @@ def _no_intact_checkpoint(run: Run, unusable: list[str]) -> str:
             f"restore the file from a copy, or train seed {run.seed} anew (`neurorl train` with --force)")
 
 
+def seed_groups(engine: Engine, runs: list[Run], per_worker: int | None, jobs: int, device: str) -> list[list[Run]]:
+    """The runs each worker process trains: seeds of one experiment together, up to `per_worker`
+    of them, or by default as many as the model trains at once on `device` spread over `jobs`
+    workers (a model that trains one seed at a time: one run per worker)."""
+    by_experiment: dict[int, list[Run]] = {}
+    for run in runs:
+        by_experiment.setdefault(run.experiment_id, []).append(run)
+    groups = []
+    with Session(engine) as session:
+        for exp_id, members in by_experiment.items():
+            config = session.get(Experiment, exp_id).config
+            most = engine_of(config).group_size(config, device)
+            size = min(most, per_worker) if per_worker else min(most, -(-len(members) // jobs))
+            groups += [members[i:i + size] for i in range(0, len(members), max(size, 1))]
+    return groups
+
+
 def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int | None,
-                    provenance: dict | None = None, launcher: str | None = None, warn=None) -> None:
+                    provenance: dict | None = None, launcher: str | None = None, warn=None,
+                    groups: list[list[Run]] = ()) -> None:
     """The run file is all a worker reads: the config, its seed and attempt, where to resume.
 
     `provenance` (what launched the runs: neurorl, git commit, container) starts each run's
     `versions`; the worker's side is merged over it when its start is ingested. A later attempt
     resumes from the newest intact checkpoint; `warn` hears of each newer one passed over."""
+    group_of = {run.id: [r.id for r in group] for group in groups if len(group) > 1 for run in group}
     with Session(engine) as session:
         for run in runs:
             row = session.get(Run, run.id)
@@ -199,6 +235,7 @@ def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int |
             spec = RunConfig(
                 run_id=run.id, seed=run.seed, attempt=run.attempt, config=exp.config,
                 run_dir=run.run_dir, device=device, resume_from=resume_from, threads=threads,
+                group=group_of.get(run.id),
             )
             write_run_file(Path(run.run_dir), spec.to_json())
         session.commit()

@@ -1,4 +1,5 @@
-"""A worker process: trains one run from its run directory, reporting only through the run log.
+"""A worker process: trains one run from its run directory, or a seed group from several,
+reporting only through their run logs.
 
 SIGTERM (scancel, preemption, the dispatcher stopping it) and Ctrl-C ask the backend to stop
 at its next step with a final checkpoint; the run ends `cancelled`. A backend that does not
@@ -17,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.interfaces import NotOffered, RunConfig
 from neurorl_cli.plugins import engine_of
 from neurorl_cli.runlog import EVENTS, RunLog, read_run_file, write_run_file
 
@@ -70,17 +71,28 @@ def prepare_attempt(run_dir: Path) -> dict | None:
     return spec
 
 
-def run_worker(run_dir: Path) -> int:
-    spec = prepare_attempt(Path(run_dir))
-    if spec is None:
-        print(f"{run_dir}: this run completed already; nothing to do", file=sys.stderr)
+def run_worker(*run_dirs: Path) -> int:
+    """Train the runs of these directories in this process: one run, or a seed group (several
+    seeds of one experiment, trained together by an engine that can; else one after another).
+    Exit code: 0 when every run completed, 130 when stopped, 1 when any failed."""
+    runs = []
+    for run_dir in map(Path, run_dirs):
+        spec = prepare_attempt(run_dir)
+        if spec is None:
+            print(f"{run_dir}: this run completed already; nothing to do", file=sys.stderr)
+        else:
+            runs.append(RunConfig(**spec))
+    if not runs:
         return 0
-    run = RunConfig(**spec)
-    log = RunLog(Path(run.run_dir), attempt=run.attempt)
+    logs = [RunLog(Path(run.run_dir), attempt=run.attempt) for run in runs]
+    if len(runs) > 1:
+        for run, log in zip(runs, logs):
+            log.group = run.group or [r.run_id for r in runs]
 
     def request_stop(signum, frame):
-        if not log.stop_requested:
-            log.request_stop()
+        if not any(log.stop_requested for log in logs):
+            for log in logs:
+                log.request_stop()
             signal.alarm(STOP_GRACE)
 
     def overdue(signum, frame):
@@ -89,30 +101,58 @@ def run_worker(run_dir: Path) -> int:
     signal.signal(signal.SIGALRM, overdue)
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    if run.threads:  # this worker's share of the cores, set here for every backend
+    if runs[0].threads:  # this worker's share of the cores, set here for every backend
         import torch
 
-        torch.set_num_threads(run.threads)
+        torch.set_num_threads(runs[0].threads)
+    engine = engine_of(runs[0].config)
     try:
-        engine_of(run.config).train(run, log)
-        signal.alarm(0)
-        if log.stop_requested:
-            log.finish("cancelled", error=f"stopped by a signal (SIGTERM or Ctrl-C) at step {log.step}, after a final checkpoint")
-            return 130
-        log.finish("completed")
-        return 0
-    except KeyboardInterrupt:
-        log.finish("cancelled", error="stopped by a signal (SIGTERM or Ctrl-C)")
-        return 130
-    except Exception as exc:  # the run failed: say why in the registry, keep the traceback in the log
-        traceback.print_exc(file=sys.stderr)
-        log.finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        return 1
+        if len(runs) > 1:
+            try:
+                _train(lambda: engine.train_group(runs, logs), logs)
+                return _exit_code(logs)
+            except NotOffered as why:
+                print(f"{why}: the group's seeds train one after another", file=sys.stderr)
+        for run, log in zip(runs, logs):
+            if not log.finished and not log.stop_requested:
+                _train(lambda: engine.train(run, log), [log])
+        return _exit_code(logs)
     finally:
         signal.alarm(0)
-        log.close()
+        for log in logs:
+            log.close()
+
+
+def _train(train, logs: list[RunLog]) -> None:
+    """Run `train` and give each of `logs` not yet finished its final status."""
+    try:
+        train()
+        signal.alarm(0)
+        for log in logs:
+            if log.finished:
+                continue
+            if log.stop_requested:
+                log.finish("cancelled", error=f"stopped by a signal (SIGTERM or Ctrl-C) at step {log.step}, after a final checkpoint")
+            else:
+                log.finish("completed")
+    except NotOffered:
+        raise
+    except KeyboardInterrupt:
+        for log in logs:
+            if not log.finished:
+                log.finish("cancelled", error="stopped by a signal (SIGTERM or Ctrl-C)")
+    except Exception as exc:  # the run failed: say why in the registry, keep the traceback in the log
+        traceback.print_exc(file=sys.stderr)
+        for log in logs:
+            if not log.finished:
+                log.finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def _exit_code(logs: list[RunLog]) -> int:
+    statuses = {log.final for log in logs}
+    return 1 if "failed" in statuses else 130 if "cancelled" in statuses else 0
 
 
 if __name__ == "__main__":
     # Dispatchers start workers this way: no CLI framework to import first.
-    sys.exit(run_worker(Path(sys.argv[1])))
+    sys.exit(run_worker(*map(Path, sys.argv[1:])))

@@ -103,6 +103,10 @@ def show(ref: str = typer.Argument(..., metavar="RUN", help="A run: r<id> (as `r
     if info["outcome"]:
         out.print(f"  outcome: {info['outcome']}")
     out.print(f"  run dir {info['run_dir']}")
+    group = (info["versions"] or {}).get("seed_group")
+    if group:  # provenance: a grouped seed may differ from a solo one by float rounding
+        out.print(f"  trained in one process with {len(group) - 1} other seed(s) of its experiment: "
+                  + ", ".join(f"r{i}" for i in group))
     out.print(f"  checkpoints: {len(info['checkpoints'])}" + (
         f" (steps {info['checkpoints'][0]['step']:,} .. {info['checkpoints'][-1]['step']:,})" if info["checkpoints"] else ""))
     if info["best"]:

@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
                         "neurorl train go-no-go ppo --set model.learning_rate=1e-4,3e-4\n"
                         "neurorl train go-no-go ppo --set 'model.net_arch=[128,128]'\n"
                         "neurorl train doom-basic retinal-simple --steps 200000 --seeds 0-1 --jobs 2\n"
-                        "neurorl train --resume r3")
+                        "neurorl train firefly td3-modular --seeds 0-15 --seeds-per-worker 8 --jobs 2\n"
+                        "neurorl train --resume r3\n"
+                        "neurorl train --resume e2")
     def train(
         task: str = typer.Argument(None, metavar="TASK", help="Catalog task, neurogym:<Id>, or a task spec file."),
         model: str = typer.Argument(None, metavar="MODEL", help="Catalog model or a model spec file."),
@@ -29,8 +31,9 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: int = typer.Option(None, "--checkpoint-every", metavar="N", help="Checkpoint every N steps (or trials)."),
         device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto, cpu or cuda."),
         jobs: int = typer.Option(1, "--jobs", metavar="N", help="Worker processes at once (local and submitit-local)."),
+        seeds_per_worker: int = typer.Option(None, "--seeds-per-worker", metavar="N", help="Seeds one worker process trains together, for models that batch seeds (default: up to 16 on a CPU, 64 on a GPU, spread over --jobs)."),
         launcher: str = typer.Option("local", "--launcher", metavar="LAUNCHER", help="local, slurm, or submitit-local (the Slurm code path on this machine)."),
-        resume: str = typer.Option(None, "--resume", metavar="RUN", help="Continue a crashed/cancelled/failed RUN from its last checkpoint."),
+        resume: str = typer.Option(None, "--resume", metavar="RUN", help="Continue a crashed/cancelled/failed RUN from its last checkpoint (an experiment: each such run of it)."),
         force: bool = typer.Option(False, "--force", help="Train again even where a completed run exists (a new run row)."),
         name: str = typer.Option(None, "--name", metavar="NAME", help="A name for the experiment."),
         tag: list[str] = typer.Option([], "--tag", metavar="TAG", help="Labels for the experiment."),
@@ -70,6 +73,8 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"--device {device}: no GPU is visible here (nvidia-smi finds none); use --device cpu or auto")
         if jobs < 1:
             raise UserError("--jobs must be at least 1")
+        if seeds_per_worker is not None and seeds_per_worker < 1:
+            raise UserError("--seeds-per-worker must be at least 1")
         if any(v is not None and v <= 0 for v in (steps, trials, checkpoint_every)):
             raise UserError("--steps, --trials and --checkpoint-every must be positive")
         seed_list = catalog.parse_seeds(seeds)
@@ -85,7 +90,7 @@ def register(app: typer.Typer) -> None:
             if task or model:
                 raise UserError("--resume RUN continues a stored run: give no TASK or MODEL")
             home, engine = registry()
-            runs = [training.resume(engine, resume)]
+            runs = training.resume(engine, resume)
         else:
             if not task or not model:
                 raise UserError("give a TASK and a MODEL (see `neurorl tasks`, `neurorl models`), or --resume RUN")
@@ -112,21 +117,23 @@ def register(app: typer.Typer) -> None:
 
         container_info = {"image": str(Path(res.container).resolve()), "digest": digest} if res and res.container else None
         provenance = launch_side(Path.cwd(), container_info)
-        threads = training.cpu_threads(min(jobs, len(runs))) if launcher != "slurm" else None
-        training.write_run_files(engine, runs, device, threads, provenance=provenance, launcher=launcher, warn=_warn)
+        groups = _groups(engine, runs, seeds_per_worker, jobs, device, launcher)
+        threads = training.cpu_threads(min(jobs, len(groups))) if launcher != "slurm" else None
+        training.write_run_files(engine, runs, device, threads, provenance=provenance, launcher=launcher, warn=_warn,
+                                 groups=groups)
         totals = _totals(engine, runs)
         try:
             if launcher == "local":
                 from neurorl_cli.launch.local import LocalDispatcher
 
-                statuses = LocalDispatcher(engine, jobs, device, err).run(runs, totals)
+                statuses = LocalDispatcher(engine, jobs, device, err).run(groups, totals)
             else:
                 from neurorl_cli.launch.slurm import SubmititDispatcher
 
                 cluster = "slurm" if launcher == "slurm" else "local"
                 dispatcher = SubmititDispatcher(engine, cluster, res, device, err, home.runs / ".submitit",
                                                 jobs=jobs, digest=digest)
-                statuses = dispatcher.run(runs, totals, wait=wait)
+                statuses = dispatcher.run(groups, totals, wait=wait)
         except KeyboardInterrupt:
             raise Interrupted(f"runs {', '.join(f'r{r.id}' for r in runs)} marked cancelled; continue one with `neurorl train --resume RUN`") from None
         if not wait:
@@ -144,6 +151,24 @@ def register(app: typer.Typer) -> None:
             for why in whys:
                 err.print(why)
             raise WorkFailed(f"{len(bad)} of {len(runs)} runs did not complete (above)")
+
+
+def _groups(engine, runs, per_worker: int | None, jobs: int, device: str, launcher: str):
+    """Which runs share a worker process; an explicit --seeds-per-worker the model cannot honour is
+    refused before anything starts."""
+    from neurorl_cli import training
+
+    if device == "auto" and launcher != "slurm":
+        from neurorl_cli.launch.local import gpu_count
+
+        device = "cuda" if gpu_count() else "cpu"
+    # On Slurm each group is an array task of its own: --jobs does not spread them.
+    groups = training.seed_groups(engine, runs, per_worker, 1 if launcher == "slurm" else jobs, device)
+    if per_worker and per_worker > 1 and len(runs) > 1 and all(len(g) == 1 for g in groups):
+        from neurorl_cli.cli.common import _warn
+
+        _warn(f"--seeds-per-worker {per_worker}: this model trains one seed per worker process; each seed gets its own")
+    return groups
 
 
 def _cluster(home, launcher: str, profile: Path | None, options: dict):

@@ -63,9 +63,11 @@ class LocalDispatcher:
         self.device = device
         self.console = console
 
-    def run(self, runs: list[Run], total_steps: dict[int, int]) -> dict[int, str]:
-        pending = deque(runs)
-        active: dict[int, subprocess.Popen] = {}
+    def run(self, groups: list[list[Run]], total_steps: dict[int, int]) -> dict[int, str]:
+        """Train each group of runs in one worker process (a group of one: one run)."""
+        runs = [run for group in groups for run in group]
+        pending = deque(groups)
+        active: dict[int, tuple[list[Run], subprocess.Popen]] = {}  # by the group's first run
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         gpus = [g.strip() for g in visible.split(",")] if visible else [str(i) for i in range(gpu_count())]
         started = 0
@@ -75,38 +77,42 @@ class LocalDispatcher:
             with progress:
                 while pending or active:
                     while pending and len(active) < self.jobs:
-                        run = pending.popleft()
-                        log = open(Path(run.run_dir) / WORKER_LOG, "ab")
+                        group = pending.popleft()
+                        # A group's output goes to its first run's worker.log (the others' errors
+                        # reach the registry through their own run logs).
+                        log = open(Path(group[0].run_dir) / WORKER_LOG, "ab")
                         proc = subprocess.Popen(
-                            [sys.executable, "-m", "neurorl_cli.worker", run.run_dir],
+                            [sys.executable, "-m", "neurorl_cli.worker", *(r.run_dir for r in group)],
                             stdout=log, stderr=subprocess.STDOUT, env=_worker_env(started, self.device, gpus),
                         )
                         log.close()
                         started += 1
-                        active[run.id] = proc
-                        self._set_job(run.id, str(proc.pid))
+                        active[group[0].id] = (group, proc)
+                        for run in group:
+                            self._set_job(run.id, str(proc.pid))
                     time.sleep(POLL)
-                    exited = {rid: p for rid, p in active.items() if p.poll() is not None}
-                    for rid in exited:
-                        del active[rid]
+                    exited = [active.pop(key) for key, (_, p) in list(active.items()) if p.poll() is not None]
                     state = ingest(self.engine, ids)
-                    for rid, proc in exited.items():
-                        if state[rid].status not in FINISHED:  # died without saying why
-                            run_dir = next(r.run_dir for r in runs if r.id == rid)
+                    for group, proc in exited:
+                        for run in group:
+                            if state[run.id].status in FINISHED:
+                                continue
+                            # died without saying why
                             if proc.returncode < 0:  # killed by a signal (SIGKILL, the OOM killer)
                                 name = signal.Signals(-proc.returncode).name
-                                finish_unfinished(self.engine, [rid], "crashed", f"worker killed by {name}")
-                                state[rid].status = "crashed"
+                                finish_unfinished(self.engine, [run.id], "crashed", f"worker killed by {name}")
+                                state[run.id].status = "crashed"
                                 continue
-                            why = _tail(Path(run_dir) / WORKER_LOG) or f"worker exited with code {proc.returncode}"
-                            finish_unfinished(self.engine, [rid], "failed", why[-2000:])
-                            state[rid].status = "failed"
+                            why = _tail(Path(group[0].run_dir) / WORKER_LOG) or f"worker exited with code {proc.returncode}"
+                            finish_unfinished(self.engine, [run.id], "failed", why[-2000:])
+                            state[run.id].status = "failed"
                     bars_.show(progress, bars, state)
         except KeyboardInterrupt:
-            for proc in active.values():
+            procs = [proc for _, proc in active.values()]
+            for proc in procs:
                 proc.send_signal(signal.SIGTERM)
             deadline = time.time() + 20
-            for proc in active.values():
+            for proc in procs:
                 try:
                     proc.wait(timeout=max(0.1, deadline - time.time()))
                 except subprocess.TimeoutExpired:

@@ -1,8 +1,9 @@
 """Slurm dispatch through submitit (and the same code path on submitit's local executor).
 
-Each run is one job (a Slurm array when several are submitted at once). The job runs
-`WorkerJob`, which only starts the worker on the run directory, in a container when asked,
-and stops it cleanly when the scheduler says so:
+Each worker is one job (a Slurm array when several are submitted at once): one run, or a seed
+group trained in one process (one array task per group). The job runs `WorkerJob`, which only
+starts the worker on the run directories, in a container when asked, and stops it cleanly when
+the scheduler says so:
 
 - SIGTERM (scancel, preemption) reaches the worker, which saves a final checkpoint and
   ends `cancelled`;
@@ -54,16 +55,23 @@ def apptainer() -> str | None:
     return shutil.which("apptainer") or shutil.which("singularity")
 
 
-def worker_command(run_dir: str, container: str | None, nv: bool = True, engine: str = "apptainer") -> list[str]:
-    """The worker's command line; in a container, the run directory is bound at its own path."""
-    if not container:
-        return [sys.executable, "-m", "neurorl_cli.worker", run_dir]
-    return [engine, "exec", *(["--nv"] if nv else []), "--bind", run_dir, container,
-            "python", "-m", "neurorl_cli.worker", run_dir]
+def _dirs(run_dirs: str | list[str]) -> list[str]:
+    """A job's run directories: one (a plain string, as jobs were submitted before seed groups)
+    or a seed group's."""
+    return [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+
+
+def worker_command(run_dirs: str | list[str], container: str | None, nv: bool = True, engine: str = "apptainer") -> list[str]:
+    dirs = _dirs(run_dirs)
+    if container is None:
+        return [sys.executable, "-m", "neurorl_cli.worker", *dirs]
+    binds = [arg for d in dirs for arg in ("--bind", d)]
+    return [engine, "exec", *(["--nv"] if nv else []), *binds, container, "python", "-m", "neurorl_cli.worker", *dirs]
 
 
 class WorkerJob(Checkpointable):
-    """What a submitit job runs: the worker on one run directory (picklable; no registry)."""
+    """What a submitit job runs: the worker on one run directory or a seed group's (picklable;
+    no registry)."""
 
     def __init__(self, container: str | None = None, digest: str | None = None, nv: bool = True):
         self.container = container
@@ -76,21 +84,21 @@ class WorkerJob(Checkpointable):
         state["_proc"] = None  # a running process does not travel in the requeue pickle
         return state
 
-    def __call__(self, run_dir: str) -> int:
+    def __call__(self, run_dirs: str | list[str]) -> int:
         env = dict(os.environ)
         engine = "apptainer"
         if self.container:
             engine = apptainer()
             if engine is None:
-                self._fail(run_dir, f"--container {self.container}: neither apptainer nor singularity is on PATH on {os.uname().nodename}")
+                self._fail(run_dirs, f"--container {self.container}: neither apptainer nor singularity is on PATH on {os.uname().nodename}")
                 return 1
             from neurorl_cli.provenance import CONTAINER_DIGEST_ENV, CONTAINER_IMAGE_ENV
 
             env[CONTAINER_IMAGE_ENV] = self.container
             if self.digest:
                 env[CONTAINER_DIGEST_ENV] = self.digest
-        with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-            self._proc = subprocess.Popen(worker_command(run_dir, self.container, self.nv, engine), stdout=log,
+        with open(Path(_dirs(run_dirs)[0]) / WORKER_LOG, "ab") as log:
+            self._proc = subprocess.Popen(worker_command(run_dirs, self.container, self.nv, engine), stdout=log,
                                           stderr=subprocess.STDOUT, env=env)
         # SIGTERM reaches this process first under submitit's local executor, and only it under
         # some Slurm setups: pass it on (the worker ignores a second one).
@@ -106,7 +114,7 @@ class WorkerJob(Checkpointable):
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
 
-    def checkpoint(self, run_dir: str):
+    def checkpoint(self, run_dirs: str | list[str]):
         """Time limit or preemption (submitit's USR2): final checkpoint, then requeue."""
         from neurorl_cli.worker import STOP_GRACE, scan
 
@@ -117,19 +125,21 @@ class WorkerJob(Checkpointable):
                 time.sleep(0.1)
             if self._proc.poll() is None:
                 self._proc.kill()
-        spec = read_run_file(Path(run_dir))
-        started, _, _ = scan(Path(run_dir))
-        log = RunLog(Path(run_dir), attempt=max(spec["attempt"], started) + 1, heartbeat_every=0)
-        log.status("queued", error="requeued by the scheduler (time limit or preemption)")
-        log.close()
-        return super().checkpoint(run_dir)
+        for run_dir in _dirs(run_dirs):
+            spec = read_run_file(Path(run_dir))
+            started, _, _ = scan(Path(run_dir))
+            log = RunLog(Path(run_dir), attempt=max(spec["attempt"], started) + 1, heartbeat_every=0)
+            log.status("queued", error="requeued by the scheduler (time limit or preemption)")
+            log.close()
+        return super().checkpoint(run_dirs)
 
     @staticmethod
-    def _fail(run_dir: str, why: str) -> None:
-        spec = read_run_file(Path(run_dir))
-        log = RunLog(Path(run_dir), attempt=spec["attempt"], heartbeat_every=0)
-        log.finish("failed", error=why)
-        log.close()
+    def _fail(run_dirs: str | list[str], why: str) -> None:
+        for run_dir in _dirs(run_dirs):
+            spec = read_run_file(Path(run_dir))
+            log = RunLog(Path(run_dir), attempt=spec["attempt"], heartbeat_every=0)
+            log.finish("failed", error=why)
+            log.close()
 
 
 # -- the scheduler's view ------------------------------------------------------------------
@@ -217,16 +227,19 @@ class SubmititDispatcher:
     def _job(self) -> WorkerJob:
         return WorkerJob(self.res.container, self.digest, nv=self.device != "cpu")
 
-    def submit(self, runs: list[Run]) -> dict[int, str]:
-        """Submit every run (as one array on Slurm); returns run id -> job id."""
+    def submit(self, groups: list[list[Run]]) -> dict[int, str]:
+        """Submit one job per group (one array on Slurm); returns run id -> job id."""
         ex = self.executor()
-        if len(runs) == 1 or self.cluster == "slurm":
-            jobs = ex.map_array(self._job(), [r.run_dir for r in runs])
+        args = [group[0].run_dir if len(group) == 1 else [r.run_dir for r in group] for group in groups]
+        if len(groups) == 1 or self.cluster == "slurm":
+            jobs = ex.map_array(self._job(), args)
         else:
-            jobs = [ex.submit(self._job(), r.run_dir) for r in runs]
-        for run, job in zip(runs, jobs):
-            self._submitted[run.id] = job
-        ids = {r.id: j.job_id for r, j in zip(runs, jobs)}
+            jobs = [ex.submit(self._job(), arg) for arg in args]
+        ids = {}
+        for group, job in zip(groups, jobs):
+            for run in group:
+                self._submitted[run.id] = job
+                ids[run.id] = job.job_id
         self._store_job_ids(ids)
         return ids
 
@@ -247,11 +260,12 @@ class SubmititDispatcher:
             self._sched_at = time.time()
         return {rid: self._sched.get(job.job_id, "UNKNOWN") for rid, job in self._submitted.items()}
 
-    def run(self, runs: list[Run], total_steps: dict[int, int], wait: bool = True) -> dict[int, str]:
+    def run(self, groups: list[list[Run]], total_steps: dict[int, int], wait: bool = True) -> dict[int, str]:
         """Submit, then (unless told not to) wait until every run has finished."""
+        runs = [run for group in groups for run in group]
         ids = [r.id for r in runs]
         by_id = {r.id: r for r in runs}
-        pending = list(runs)
+        pending = list(groups)
         # The local executor runs every submitted job at once: keep --jobs of them going.
         batch = len(pending) if self.cluster == "slurm" or not wait else self.jobs
         self.submit(pending[:batch])
@@ -268,8 +282,8 @@ class SubmititDispatcher:
                     jobs = self._states()
                     self._reconcile(state, jobs, by_id)
                     if pending:
-                        busy = sum(1 for rid in self._submitted if state[rid].status not in FINISHED
-                                   or jobs.get(rid) in ACTIVE)
+                        busy = len({self._submitted[rid].job_id for rid in self._submitted
+                                    if state[rid].status not in FINISHED or jobs.get(rid) in ACTIVE})
                         if busy < self.jobs:
                             take, pending = pending[: self.jobs - busy], pending[self.jobs - busy :]
                             self.submit(take)

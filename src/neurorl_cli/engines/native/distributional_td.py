@@ -207,6 +207,40 @@ def simulate(trials: Trials, params: dict, dt: float, w0: torch.Tensor | None = 
     return V, deltas, w
 
 
+def simulate_group(trials: list[Trials], params: list[dict], dt: float, w0: list, start: int = 0,
+                   stop: int | None = None, alpha_exponent: float | None = None) -> list[tuple]:
+    """`simulate` for several seeds of one schedule at once (each its own trials and predictors,
+    the same features): one (V, deltas, w) per seed, equal to `simulate` on it to float rounding."""
+    x = trials[0].x
+    stop = trials[0].n_trials if stop is None else stop
+    n_seeds, steps = len(trials), x.shape[1]
+    rates = [per_step_rates(p, dt, x.device, x.dtype, alpha_exponent) for p in params]
+    n = rates[0]["gamma"].shape[0]
+    w = torch.stack([torch.zeros(n, x.shape[0], steps, device=x.device, dtype=x.dtype) if w is None
+                     else w.to(x.device, x.dtype).clone() for w in w0])  # (S, N, types, steps)
+    L = torch.stack([trace_matrix(r["lambda"], steps) for r in rates])  # (S, N, steps-1, steps)
+    norm = torch.stack([trace_norm(Ls, x) for Ls in L])  # (S, N, types, steps-1)
+    gamma, alpha_plus, alpha_minus = (torch.stack([r[k] for r in rates]).unsqueeze(2)
+                                      for k in ("gamma", "alpha_plus", "alpha_minus"))
+    types = torch.stack([t.types[start:stop] for t in trials], dim=1)  # (rows, S)
+    r = torch.stack([t.r[start:stop] for t in trials])  # (S, rows, steps)
+    seeds = torch.arange(n_seeds, device=x.device)
+    V = torch.empty(n_seeds, n, stop - start, steps, device=x.device, dtype=x.dtype)
+    deltas = torch.empty(n_seeds, n, stop - start, steps - 1, device=x.device, dtype=x.dtype)
+    small = x.device.type == "cpu" and n_seeds * n * steps * steps < SMALL_TRIAL_WORK
+    with cpu_threads(1 if small else None):
+        for row in range(stop - start):
+            s = types[row]
+            xs = x[s]  # (S, features, steps)
+            value = torch.bmm(w[seeds, :, s], xs)  # (S, N, steps)
+            delta = r[:, row, None, :-1] + gamma * value[..., 1:] - value[..., :-1]
+            scaled = torch.where(delta > 0, alpha_plus, alpha_minus) * delta / norm[seeds, :, s]
+            w[seeds, :, s] += torch.bmm(torch.matmul(scaled.unsqueeze(2), L).squeeze(2), xs.transpose(1, 2))
+            V[:, :, row] = value
+            deltas[:, :, row] = delta
+    return [(V[k], deltas[k], w[k]) for k in range(n_seeds)]
+
+
 @contextmanager
 def cpu_threads(threads: int | None):
     """Run the block with `threads` torch CPU threads (None: leave them), then restore."""
@@ -308,6 +342,70 @@ def _spread(spread) -> str:
 
 
 
+class _Seed:
+    """One run's side of training: its trials and predictors, its metrics and checkpoints per
+    chunk of `checkpoint_every` trials, and its simulation file at the end."""
+
+    def __init__(self, run: RunConfig, log: RunLog):
+        self.run, self.log = run, log
+        device = resolve_device(run.device)
+        log.started(device=device, versions=package_versions(VERSIONED))
+        config = run.config
+        self.schedule = Schedule.model_validate(config["task"]["schedule"])
+        self.n_trials = int(config["budget"]["trials"])
+        self.every = int(config["budget"].get("checkpoint_every") or self.n_trials)
+        self.trials = build(self.schedule, self.n_trials, run.seed, device=device)
+        self.params = draw_params(config["model"]["hyper"], None, torch.Generator().manual_seed(params_seed(run.seed)))
+        self.exponent = Hyper.model_validate(config["model"]["hyper"]).alpha_exponent
+        self.resumed = load_snapshot(Path(run.resume_from)) if run.resume_from else None
+        self.reward_index = nominal_reward_index(self.schedule)
+        self.V_parts, self.delta_parts = [], []
+
+    def chunks(self):
+        return [(start, min(start + self.every, self.n_trials)) for start in range(0, self.n_trials, self.every)]
+
+    def w0(self, w, start: int):
+        """The weights a chunk starts from: a resumed attempt recomputes the chunks its previous
+        attempt logged (so that simulation.npz is whole), then continues from that attempt's saved weights."""
+        if self.resumed is not None and start == int(self.resumed["trial"]) and start > 0:
+            return torch.as_tensor(self.resumed["w"], device=self.trials.x.device, dtype=self.trials.x.dtype)
+        return w
+
+    def chunk_done(self, start: int, stop: int, V, deltas, w, began: float) -> bool:
+        """Keep the chunk; log and checkpoint it unless a previous attempt did. True when asked to stop."""
+        self.V_parts.append(V.cpu().numpy())
+        self.delta_parts.append(deltas.cpu().numpy())
+        if self.resumed is not None and stop <= int(self.resumed["trial"]):
+            return False
+        metrics = chunk_metrics(V, deltas, self.trials.types[start:stop], self.trials.cue_index, self.reward_index)
+        metrics["train/trials_per_s"] = (stop - start) / max(time.perf_counter() - began, 1e-9)
+        self.log.metrics(stop, metrics)
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file handle: np.savez would append .npz to the name
+                save_snapshot(fh, w, self.params, stop, self.schedule.dt, self.run.seed)
+
+        self.log.checkpoint(stop, save)
+        return self.log.stop_requested
+
+    def write_simulation(self, w) -> None:
+        trials = self.trials
+        arrays = {
+            "V": np.concatenate(self.V_parts, axis=1), "deltas": np.concatenate(self.delta_parts, axis=1),
+            "r": trials.r.cpu().numpy(), "types": trials.types.cpu().numpy(), "T": trials.T.cpu().numpy(),
+            "x": trials.x.cpu().numpy(), "w": w.cpu().numpy(), "cue_index": np.array(trials.cue_index),
+            "dt": np.float64(self.schedule.dt), **{k: self.params[k].numpy() for k in PARAM_KEYS},
+            "alpha_exponent": np.float64(self.exponent or self.schedule.dt),  # what alpha was raised to per step
+        }
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+
+        atomic.write_with(Path(self.run.run_dir) / SIMULATION, write, suffix=".npz")
+        self.log.artifact("simulation", SIMULATION)
+
+
 class DistributionalTDBackend:
     name = "distributional-td"
 
@@ -325,57 +423,32 @@ class DistributionalTDBackend:
                 f"trace decay lambda (per second) {_spread(hyper.get('lambda'))}.")
 
     def train(self, run: RunConfig, log: RunLog) -> None:
-        device = resolve_device(run.device)
-        log.started(device=device, versions=package_versions(VERSIONED))
-        config = run.config
-        schedule = Schedule.model_validate(config["task"]["schedule"])
-        n_trials = int(config["budget"]["trials"])
-        every = int(config["budget"].get("checkpoint_every") or n_trials)
-        trials = build(schedule, n_trials, run.seed, device=device)
-        params = draw_params(config["model"]["hyper"], None, torch.Generator().manual_seed(params_seed(run.seed)))
-        exponent = Hyper.model_validate(config["model"]["hyper"]).alpha_exponent
-        resumed = load_snapshot(Path(run.resume_from)) if run.resume_from else None
-        reward_index = nominal_reward_index(schedule)
-
-        w, V_parts, delta_parts = None, [], []
-        for start in range(0, n_trials, every):
-            stop = min(start + every, n_trials)
+        seed = _Seed(run, log)
+        w = None
+        for start, stop in seed.chunks():
             began = time.perf_counter()
-            V, deltas, w = simulate(trials, params, schedule.dt, w0=w, start=start, stop=stop, alpha_exponent=exponent)
-            V_parts.append(V.cpu().numpy())
-            delta_parts.append(deltas.cpu().numpy())
-            if resumed is not None and stop <= int(resumed["trial"]):
-                # Logged by the previous attempt; recomputed only so simulation.npz is whole.
-                if stop == int(resumed["trial"]):
-                    w = torch.as_tensor(resumed["w"], device=device, dtype=trials.x.dtype)
-                continue
-            metrics = chunk_metrics(V, deltas, trials.types[start:stop], trials.cue_index, reward_index)
-            metrics["train/trials_per_s"] = (stop - start) / max(time.perf_counter() - began, 1e-9)
-            log.metrics(stop, metrics)
-            final_w = w
-
-            def save(tmp: Path, final_w=final_w, stop=stop) -> None:
-                with open(tmp, "wb") as fh:  # a file handle: np.savez would append .npz to the name
-                    save_snapshot(fh, final_w, params, stop, schedule.dt, run.seed)
-
-            log.checkpoint(stop, save)
-            if log.stop_requested:
+            V, deltas, w = simulate(seed.trials, seed.params, seed.schedule.dt, w0=seed.w0(w, start), start=start,
+                                    stop=stop, alpha_exponent=seed.exponent)
+            if seed.chunk_done(start, stop, V, deltas, w, began):
                 return  # asked to stop, with this checkpoint; the resumed attempt writes simulation.npz
+        seed.write_simulation(w)
 
-        arrays = {
-            "V": np.concatenate(V_parts, axis=1), "deltas": np.concatenate(delta_parts, axis=1),
-            "r": trials.r.cpu().numpy(), "types": trials.types.cpu().numpy(), "T": trials.T.cpu().numpy(),
-            "x": trials.x.cpu().numpy(), "w": w.cpu().numpy(), "cue_index": np.array(trials.cue_index),
-            "dt": np.float64(schedule.dt), **{k: params[k].numpy() for k in PARAM_KEYS},
-            "alpha_exponent": np.float64(exponent or schedule.dt),  # what alpha was raised to per step
-        }
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-
-        atomic.write_with(Path(run.run_dir) / SIMULATION, write, suffix=".npz")
-        log.artifact("simulation", SIMULATION)
+    def train_group(self, runs: list[RunConfig], logs: list[RunLog]) -> None:
+        """Seeds of one config in one batched simulation (`simulate_group`): each draws its own
+        trials and predictors and logs, checkpoints and writes its simulation as alone."""
+        seeds = [_Seed(run, log) for run, log in zip(runs, logs)]
+        ws = [None] * len(seeds)
+        for start, stop in seeds[0].chunks():
+            began = time.perf_counter()
+            out = simulate_group([s.trials for s in seeds], [s.params for s in seeds], seeds[0].schedule.dt,
+                                 [s.w0(w, start) for s, w in zip(seeds, ws)], start, stop, seeds[0].exponent)
+            ws = [w for _, _, w in out]
+            stopped = [s.chunk_done(start, stop, V, deltas, w, began) for s, (V, deltas, w) in zip(seeds, out)]
+            if any(stopped):
+                return
+        for seed, w in zip(seeds, ws):
+            seed.write_simulation(w)
+            seed.log.finish("completed")
 
     def evaluate(self, config: dict, checkpoint: Path, protocol: dict, device: str = "cpu"):
         """A snapshot's weights, frozen, on the protocol's own fresh trials: how well they predict."""
