@@ -161,7 +161,6 @@ def train_group(backend, runs: list[RunConfig], logs: list[RunLog]) -> None:
         optim.step()
 
         stats = _seed_stats(steps, trials, env.trials_per_episode)
-        stop = any(seed.log.stop_requested for seed in seeds)
         ended = []
         for s, seed in enumerate(seeds):
             counts, window, log = seed.counts, seed.window, seed.log
@@ -183,10 +182,14 @@ def train_group(backend, runs: list[RunConfig], logs: list[RunLog]) -> None:
             if window.episodes >= hyper.log_every_episodes or counts[unit] >= total:
                 log.metrics(counts[unit], {**window.values(), "train/episodes": counts["episodes"], "train/trials": counts["trials"]})
                 seed.window = _Window()
-            if counts[unit] // every > befores[s] // every or counts[unit] >= total or stop:
-                save(seed, s)
             if counts[unit] >= total:
                 ended.append(s)
+        # As solo: a checkpoint at each boundary, at the end, and on a stop request (the worker
+        # sets it on every seed's log; any one stops the group).
+        stop = any(seed.log.stop_requested for seed in seeds)
+        for s, seed in enumerate(seeds):
+            if seed.counts[unit] // every > befores[s] // every or seed.counts[unit] >= total or stop:
+                save(seed, s)
         for s in ended:
             seeds[s].log.finish("completed")
         if stop:  # SIGTERM: every unfinished seed has just saved; the worker finishes their logs
