@@ -1,0 +1,519 @@
+"""Seed groups of the firefly TD3 trainer: S seeds of one config trained in one process as one
+batched computation.
+
+The seeds' actors, critics and target nets live as stacked tensors with a leading seed
+dimension (`torch.func.stack_module_state`), and every forward and backward runs once for the
+group through `torch.func.vmap` over `functional_call` (the nets' LSTMs as plain ops,
+nets/firefly.py `plain_lstm`). Everything else a seed has stays its own, as `TD3Backend.train`
+keeps it: its replay, its random streams (`torch.manual_seed(seed)` for the nets,
+a generator seeded `seed + 1` for exploration, replay draws and target smoothing, in solo's
+order), its environment and EKF filter, its phase, its run log and checkpoints (in solo's
+format, so a grouped seed resumes alone and a solo checkpoint resumes in a group).
+
+Per-seed Adam: the first and second moments are stacked too, and each seed has its own step
+count and learning rate (phase III lowers it per seed); the arithmetic is torch.optim.Adam's.
+In a round, seeds owe different numbers of updates (their trials' lengths differ, warm-up and
+phases end apart): an update moves the seeds due it and leaves the others exactly as they
+were. The due seeds' trajectory batches, of different lengths, are padded with zeros to the
+longest: the nets are causal, so padding after a trajectory's end changes none of its outputs,
+the zero next-input at its last real step is solo's, and the losses average over real steps.
+
+A grouped seed equals the same seed trained alone up to float rounding (batched matrix
+products sum in another order); tests/test_seed_groups_td3.py measures how close.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurorl_cli.engines.base import load_checkpoint, package_versions, resolve_device
+from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.runlog import RunLog
+from neurorl_cli.specs import budget_total
+
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the solo trainer uses
+
+
+class _Q1(nn.Module):
+    """A critic's first Q network as its forward, for `functional_call`."""
+
+    def __init__(self, critic: nn.Module):
+        super().__init__()
+        self.inner = critic
+
+    def forward(self, *args):
+        return self.inner.q1(*args)
+
+
+def _smooth_with(action: torch.Tensor, eps: torch.Tensor, clip: float) -> torch.Tensor:
+    """td3.smooth_target with the noise already drawn (eps = randn * noise), same arithmetic."""
+    from neurorl_cli.engines.native.td3 import STOP
+
+    stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
+    noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
+    low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
+    high = torch.where(stop, STOP, torch.where(action < -STOP, -STOP, 1.0))
+    return torch.maximum(torch.minimum(noisy, high), low)
+
+
+def _pad(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(T_i, B_i, ...) tensors zero-padded to one (K, T, B, ...)."""
+    t = max(x.shape[0] for x in tensors)
+    b = max(x.shape[1] for x in tensors)
+    if all(x.shape[:2] == (t, b) for x in tensors):
+        return torch.stack(tensors)
+    out = tensors[0].new_zeros((len(tensors), t, b, *tensors[0].shape[2:]))
+    for k, x in enumerate(tensors):
+        out[k, :x.shape[0], :x.shape[1]] = x
+    return out
+
+
+class GroupTD3:
+    """The nets and optimizer state of S seeds' TD3 agents, stacked. `agents` are the seeds' solo
+    `TD3` objects (initialised or loaded as solo does); they serve as the templates a seed's
+    state is written back into for checkpoints and validation (`sync`)."""
+
+    def __init__(self, agents: list):
+        from torch.func import stack_module_state
+
+        self.agents = agents
+        self.S = len(agents)
+        self.hyper = hyper = agents[0].hyper
+        self.actor_reads, self.critic_reads = hyper.reads("actor"), hyper.reads("critic")
+        self.actor_base = copy.deepcopy(agents[0].actor).to("meta")
+        self.critic_base = copy.deepcopy(agents[0].critic).to("meta")
+        self.q1_base = _Q1(self.critic_base)
+        self.nets: dict[str, dict[str, torch.Tensor]] = {}
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            params, _ = stack_module_state([getattr(a, name) for a in agents])
+            self.nets[name] = {k: (v if name in ("actor", "critic") else v.detach()) for k, v in params.items()}
+        # Adam per net: moments stacked, steps and learning rates per seed (read from the solo optimizers).
+        self.moments: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+        self.steps: dict[str, list[int]] = {}
+        self.lr: dict[str, list[float]] = {}
+        for name in ("actor", "critic"):
+            optims = [getattr(a, f"{name}_optim") for a in agents]
+            modules = [getattr(a, name) for a in agents]
+            first, second, steps = {}, {}, []
+            for optim, module in zip(optims, modules):
+                state = [optim.state.get(p, {}) for p in module.parameters()]
+                steps.append(int(state[0]["step"]) if state and "step" in state[0] else 0)
+            for k, (pname, _) in enumerate(modules[0].named_parameters()):
+                def moment(key, k=k):
+                    rows = []
+                    for optim, module in zip(optims, modules):
+                        p = list(module.parameters())[k]
+                        st = optim.state.get(p, {})
+                        rows.append(st[key].detach().clone() if key in st else torch.zeros_like(p.detach()))
+                    return torch.stack(rows)
+                first[pname], second[pname] = moment("exp_avg"), moment("exp_avg_sq")
+            self.moments[name] = {"exp_avg": first, "exp_avg_sq": second}
+            self.steps[name] = steps
+            self.lr[name] = [float(o.param_groups[0]["lr"]) for o in optims]
+        self.eps = float(agents[0].actor_optim.param_groups[0]["eps"])
+        self.updates = [a.updates for a in agents]
+
+    # -- bookkeeping
+    def set_learning_rate(self, seed: int, lr: float) -> None:
+        for name in ("actor", "critic"):
+            self.lr[name][seed] = lr
+
+    def sync(self, seed: int, optimizers: bool = True) -> object:
+        """Write seed `seed`'s state into its solo TD3 object (for a checkpoint or validation)."""
+        agent = self.agents[seed]
+        with torch.no_grad():
+            for name, params in self.nets.items():
+                module = getattr(agent, name)
+                for pname, p in module.named_parameters():
+                    p.copy_(params[pname][seed])
+        if optimizers:
+            for name in ("actor", "critic"):
+                optim = getattr(agent, f"{name}_optim")
+                saved = optim.state_dict()
+                step = self.steps[name][seed]
+                names = [n for n, _ in getattr(agent, name).named_parameters()]
+                saved["state"] = {} if step == 0 else {
+                    k: {"step": torch.tensor(float(step)),
+                        "exp_avg": self.moments[name]["exp_avg"][n][seed].clone(),
+                        "exp_avg_sq": self.moments[name]["exp_avg_sq"][n][seed].clone()}
+                    for k, n in enumerate(names)}
+                for group in saved["param_groups"]:
+                    group["lr"] = self.lr[name][seed]
+                optim.load_state_dict(saved)
+            agent.updates = self.updates[seed]
+        return agent
+
+    # -- acting
+    def actor_params(self, seeds: list[int]) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            if seeds == list(range(self.S)):
+                return {k: v.detach() for k, v in self.nets["actor"].items()}
+            index = torch.tensor(seeds)
+            return {k: v.detach()[index] for k, v in self.nets["actor"].items()}
+
+    def act(self, params: dict, x: torch.Tensor, state):
+        """One step of the seeds' actors: x (K, n, d) -> actions (K, n, 2), stacked state."""
+        from torch.func import functional_call, vmap
+
+        from neurorl_cli.nets.firefly import plain_lstm
+
+        base = self.actor_base
+
+        def one(p, xs, s):
+            action, new = functional_call(base, p, (xs[None], s))
+            return action[0], (torch.zeros(()) if new is None else new)
+
+        with plain_lstm():
+            action, new = vmap(one, in_dims=(0, 0, None if state is None else 0))(params, x, state)
+        return action, (None if isinstance(new, torch.Tensor) else new)
+
+    # -- learning
+    def _subset(self, params: dict, index) -> dict:
+        return params if index is None else {k: v[index] for k, v in params.items()}
+
+    def update(self, batches: list[dict | None], noises: list[torch.Tensor | None]) -> list[dict | None]:
+        """One TD3 update for every seed with a batch (the others are left as they are):
+        `batches[i]` seed i's replay sample (T, B, ...), `noises[i]` its target-smoothing noise
+        (randn * target_noise, drawn after the sample as solo does). Per seed, the metrics solo's
+        `TD3.update` returns."""
+        from torch.func import functional_call, vmap
+
+        from neurorl_cli.nets.firefly import plain_lstm
+
+        h = self.hyper
+        due = [i for i, b in enumerate(batches) if b is not None]
+        if not due:
+            return [None] * self.S
+        index = None if len(due) == self.S else torch.tensor(due)
+        rows = [batches[i] for i in due]
+        shapes = [(b["reward"].shape[0], b["reward"].shape[1]) for b in rows]
+
+        def stacked(key):
+            return _pad([b[key] for b in rows])
+
+        def now_and_next(key):
+            x = stacked(key)
+            if f"next_{key}" in rows[0]:
+                return x, stacked(f"next_{key}")
+            return x, torch.cat([x[:, 1:], torch.zeros_like(x[:, :1])], dim=1)
+
+        act, rew, done = stacked("action"), stacked("reward"), stacked("done")
+        valid = _pad([torch.ones(t, b) for t, b in shapes])
+        count = torch.tensor([float(t * b) for t, b in shapes])
+        eps = _pad([noises[i] for i in due])
+        actor_in, actor_next = now_and_next(self.actor_reads)
+        critic_in, critic_next = now_and_next(self.critic_reads)
+        actor_base, critic_base, q1_base = self.actor_base, self.critic_base, self.q1_base
+        gamma, clip = h.gamma, h.target_noise_clip
+
+        def target(ap, cp, a_in, a_next, c_in, c_next, a, r, d, e):
+            _, state = functional_call(actor_base, ap, (a_in[:1],))
+            next_act = _smooth_with(functional_call(actor_base, ap, (a_next, state))[0], e, clip)
+            _, _, cstate = functional_call(critic_base, cp, (c_in[:1], a[:1]))
+            q1n, q2n, _ = functional_call(critic_base, cp, (c_next, next_act, cstate))
+            return r + (1 - d) * gamma * torch.minimum(q1n, q2n)
+
+        def critic_loss(cp, c_in, a, y, m, n):
+            q1, q2, _ = functional_call(critic_base, cp, (c_in, a))
+            loss = ((q1 - y) ** 2 * m).sum() / n + ((q2 - y) ** 2 * m).sum() / n
+            return loss, (q1 * m).sum() / n
+
+        with plain_lstm():
+            with torch.no_grad():
+                y = vmap(target)(self._subset(self.nets["actor_target"], index), self._subset(self.nets["critic_target"], index),
+                                 actor_in, actor_next, critic_in, critic_next, act, rew, done, eps)
+            critic_params = self.nets["critic"]
+            losses, q1_mean = vmap(critic_loss)(self._subset(critic_params, index), critic_in, act, y, valid, count)
+            grads = torch.autograd.grad(losses.sum(), list(critic_params.values()))
+        mask = torch.zeros(self.S, dtype=torch.bool)
+        mask[due] = True
+        self._adam("critic", dict(zip(critic_params, grads)), mask, due)
+        critic_values, q1_values = losses.tolist(), q1_mean.tolist()
+        out: list[dict | None] = [None] * self.S
+        for k, i in enumerate(due):
+            out[i] = {"loss/critic": critic_values[k], "value/q1": q1_values[k]}
+            self.updates[i] += 1
+        acting = [k for k, i in enumerate(due) if self.updates[i] % h.policy_delay == 0]
+        if acting:
+            seeds = [due[k] for k in acting]
+            sub = None if len(acting) == len(due) else torch.tensor(acting)
+            pick = (lambda x: x) if sub is None else (lambda x: x[sub])
+            seed_index = None if len(seeds) == self.S else torch.tensor(seeds)
+            frozen = {k: v.detach() for k, v in self._subset(self.nets["critic"], seed_index).items()}
+
+            def actor_loss(ap, cp, a_in, c_in, m, n):
+                action = functional_call(actor_base, ap, (a_in,))[0]
+                q1 = functional_call(q1_base, {f"inner.{k}": v for k, v in cp.items()}, (c_in, action))[0]
+                return -(q1 * m).sum() / n
+
+            actor_params = self.nets["actor"]
+            with plain_lstm():
+                actor_losses = vmap(actor_loss)(self._subset(actor_params, seed_index), frozen, pick(actor_in),
+                                                pick(critic_in), pick(valid), pick(count))
+                grads = torch.autograd.grad(actor_losses.sum(), list(actor_params.values()))
+            amask = torch.zeros(self.S, dtype=torch.bool)
+            amask[seeds] = True
+            self._adam("actor", dict(zip(actor_params, grads)), amask, seeds)
+            with torch.no_grad():
+                for net, target_name in (("actor", "actor_target"), ("critic", "critic_target")):
+                    for k, p in self.nets[net].items():
+                        tp = self.nets[target_name][k]
+                        moved = tp.lerp(p.detach(), h.tau)
+                        tp.copy_(moved if len(seeds) == self.S else torch.where(amask.view(-1, *[1] * (tp.dim() - 1)), moved, tp))
+            for k, value in zip(seeds, actor_losses.tolist()):
+                out[k]["loss/actor"] = value
+        return out
+
+    def _adam(self, name: str, grads: dict[str, torch.Tensor], mask: torch.Tensor, seeds: list[int]) -> None:
+        """torch.optim.Adam's step (single-tensor path) for the seeds in `mask`, each with its own
+        step count and learning rate; the others keep parameters and moments unchanged."""
+        beta1, beta2 = ADAM_BETAS
+        steps = self.steps[name]
+        for i in seeds:
+            steps[i] += 1
+        every = len(seeds) == self.S
+        step_size = torch.tensor([self.lr[name][i] / (1 - beta1 ** steps[i]) if steps[i] else 0.0 for i in range(self.S)])
+        bc2_sqrt = torch.tensor([(1 - beta2 ** steps[i]) ** 0.5 if steps[i] else 1.0 for i in range(self.S)])
+        first, second = self.moments[name]["exp_avg"], self.moments[name]["exp_avg_sq"]
+        with torch.no_grad():
+            for k, p in self.nets[name].items():
+                g = grads[k]
+                shape = (self.S,) + (1,) * (p.dim() - 1)
+                m_new = first[k].lerp(g, 1 - beta1)
+                v_new = second[k].mul(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (v_new.sqrt() / bc2_sqrt.view(shape)).add_(self.eps)
+                p_new = p + (-step_size.view(shape)) * m_new / denom
+                if every:
+                    first[k].copy_(m_new)
+                    second[k].copy_(v_new)
+                    p.copy_(p_new)
+                else:
+                    keep = mask.view(shape)
+                    first[k].copy_(torch.where(keep, m_new, first[k]))
+                    second[k].copy_(torch.where(keep, v_new, second[k]))
+                    p.copy_(torch.where(keep, p_new, p))
+
+
+# -- collecting --------------------------------------------------------------------------------
+
+
+def collect_group(group: GroupTD3, seeds: list[int], envs: list, noises: list[float], generators: list,
+                  device, belief: bool) -> list[tuple[list[dict], dict]]:
+    """`td3.collect` for several seeds at once: their actors act in one batched call per step,
+    each seed's exploration draws and environment steps are its own (a seed whose trials have
+    all ended draws and steps no more, as solo breaks out there)."""
+    from neurorl_cli.engines.native.td3 import Inputs, explore
+
+    reads = group.actor_reads
+    params = group.actor_params(seeds)
+    inputs = [Inputs(env, belief=belief or reads == "belief") for env in envs]
+    now = [inp.reset() for inp in inputs]
+    L = len(seeds)
+    n = now[0]["obs"].shape[0]
+    state = None
+    steps: list[list[dict]] = [[] for _ in range(L)]
+    active = [torch.ones(n, dtype=torch.bool, device=device) for _ in range(L)]
+    lengths = [torch.zeros(n, dtype=torch.long, device=device) for _ in range(L)]
+    outcomes: list[dict] = [{} for _ in range(L)]
+    running = [True] * L
+    with torch.no_grad():
+        for _ in range(envs[0].max_steps):
+            chosen_all, state = group.act(params, torch.stack([now[j][reads] for j in range(L)]), state)
+            for j in range(L):
+                if not running[j]:
+                    continue
+                chosen = chosen_all[j]
+                action = explore(chosen, noises[j], generators[j])
+                nxt, reward, done, info = inputs[j].step(action, raw_action=chosen)
+                steps[j].append({**now[j], "action": action, "reward": reward})
+                lengths[j] += active[j].long()
+                ended = done & active[j]
+                outcome = outcomes[j]
+                for key in ("rewarded", "distance_cm", "stopped"):
+                    outcome.setdefault(key, torch.zeros(n, device=device))
+                    outcome[key] = torch.where(ended, info[key].float(), outcome[key])
+                active[j] = active[j] & ~done
+                now[j] = nxt
+                if not active[j].any():
+                    running[j] = False
+            if not any(running):
+                break
+    results = []
+    for j in range(L):
+        trajectories = []
+        for i in range(n):
+            length = int(lengths[j][i])
+            traj = {k: torch.stack([s[k][i] for s in steps[j][:length]]) for k in steps[j][0]}
+            done = torch.zeros(length, device=device)
+            done[-1] = 1.0
+            traj["done"] = done
+            trajectories.append({k: v.cpu() for k, v in traj.items()})
+        outcomes[j]["steps"] = lengths[j].float()
+        results.append((trajectories, outcomes[j]))
+    return results
+
+
+# -- the training loop -------------------------------------------------------------------------
+
+
+class _Seed:
+    """One seed's own side of the group: what `TD3Backend.train` keeps in its locals."""
+
+    def __init__(self, run: RunConfig, log: RunLog):
+        self.run, self.log = run, log
+        self.live = True
+
+
+def train_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
+    """`TD3Backend.train` for every run of a seed group at once (see the module's docstring)."""
+    from neurorl_cli.engines.native.td3 import (
+        TD3, VERSIONED, Hyper, PhaseTwoRule, make_env, make_replay, mirrored, validate)
+
+    config = runs[0].config
+    hyper = Hyper(**config["model"]["hyper"])
+    device = torch.device(resolve_device(runs[0].device))
+    unit, total = budget_total(config)
+    every = runs[0].checkpoint_every
+    seeds: list[_Seed] = []
+    agents = []
+    for run, log in zip(runs, logs):
+        s = _Seed(run, log)
+        torch.manual_seed(run.seed)
+        s.generator = torch.Generator().manual_seed(run.seed + 1)
+        agent = TD3(hyper, device)
+        s.rng = torch.get_rng_state()  # what solo's checkpoints store: nothing draws from it after the nets
+        s.counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
+        s.replay = make_replay(hyper, s.generator)
+        s.phase_two = PhaseTwoRule(hyper.phase2_rewarded, blocks=hyper.phase2_rule == "blocks")
+        if run.resume_from:
+            saved = load_checkpoint(run.resume_from)
+            agent.load_state_dict(saved["agent"])
+            s.counts = saved["counts"]
+            s.rng = saved["rng"]
+            s.generator.set_state(saved["generator"])
+            for trajectory in saved.get("replay", []):
+                s.replay.add(trajectory)
+        log.started(device=str(device), versions=package_versions(VERSIONED))
+        if s.counts["phase"] >= 3:
+            agent.set_learning_rate(hyper.late_learning_rate)
+        s.env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 1 + 7919 * (run.attempt - 1), device,
+                         **({"observation_noise": 0.0} if s.counts["phase"] == 1 else {}))
+        s.window = {}
+        s.started = time.perf_counter()
+        s.trials_before = s.counts["trials"] + s.counts["phase1_trials"]
+        s.pending = 0.0
+        seeds.append(s)
+        agents.append(agent)
+    group = GroupTD3(agents)
+
+    def save(k: int, step: int) -> None:
+        s = seeds[k]
+        agent = group.sync(k)
+        state = {"agent": agent.state_dict(), "counts": dict(s.counts), "rng": s.rng,
+                 "generator": s.generator.get_state(), "hyper": hyper.model_dump(), "replay": list(s.replay.recent)}
+        s.log.checkpoint(step, lambda tmp: torch.save(state, tmp))
+
+    for k, s in enumerate(seeds):
+        if s.counts[unit] >= total:  # a resumed seed with nothing left to do
+            s.live = False
+            s.log.finish("completed")
+
+    while any(s.live for s in seeds):
+        live = [k for k, s in enumerate(seeds) if s.live]
+        for k in live:
+            s = seeds[k]
+            s.before, s.in_phase1 = s.counts[unit], s.counts["phase"] == 1
+        noises = [hyper.exploration[min(seeds[k].counts["phase"], len(hyper.exploration)) - 1] for k in live]
+        collected = collect_group(group, live, [seeds[k].env for k in live], noises,
+                                  [seeds[k].generator for k in live], device, hyper.uses_belief)
+        owed = [0] * group.S
+        for k, (trajectories, outcome) in zip(live, collected):
+            s = seeds[k]
+            s.n_trials = len(trajectories)
+            n_steps = int(outcome["steps"].sum())
+            for trajectory in trajectories:
+                s.replay.add(trajectory)
+                if s.counts["phase"] >= 2:
+                    s.replay.add(mirrored(trajectory))
+            rewarded = outcome.get("rewarded", torch.zeros(len(trajectories))).tolist()
+            s.starts_phase_two = s.counts["phase"] == 1 and s.phase_two.add(rewarded)
+            if s.counts["phase"] == 1:
+                s.counts["phase1_trials"] += len(trajectories)
+            else:
+                s.counts["trials"] += len(trajectories)
+                s.counts["steps"] += n_steps
+            for key, value in (("perf/rewarded_fraction", float(np.mean(rewarded))),
+                               ("perf/reward_rate", float(np.sum(rewarded)) / max(n_steps * 0.1, 1e-9)),
+                               ("perf/distance_cm", float(outcome.get("distance_cm", torch.zeros(1)).mean()))):
+                s.window.setdefault(key, []).append(value)
+            if s.replay.trajectories_added >= hyper.warmup_trials:
+                s.pending += n_steps / hyper.replay_period
+                while s.pending >= 1:
+                    owed[k] += 1
+                    s.pending -= 1
+        # The round's updates: update j moves every seed that owes more than j.
+        tenth = hyper.replay_draw == "tenth"
+        for j in range(max(owed)):
+            batches: list[dict | None] = [None] * group.S
+            noise: list[torch.Tensor | None] = [None] * group.S
+            for k in live:
+                if owed[k] > j:
+                    s = seeds[k]
+                    batches[k] = s.replay.sample(hyper.batch_size, tenth=tenth)
+                    shape = (*batches[k]["reward"].shape, 2)
+                    noise[k] = torch.randn(shape, generator=s.generator) * hyper.target_noise
+            for k, values in enumerate(group.update(batches, noise)):
+                if values is not None:
+                    for key, value in values.items():
+                        seeds[k].window.setdefault(key, []).append(value)
+        for k in live:
+            s, log, run = seeds[k], seeds[k].log, seeds[k].run
+            counts = s.counts
+            if s.starts_phase_two:
+                counts["phase"] = 2
+                s.replay = make_replay(hyper, s.generator)
+                s.env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
+                log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
+            elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
+                log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
+                               f"(model.phase1_max_trials; {s.phase_two.describe()})")
+            in_all = counts["trials"] + counts["phase1_trials"]
+            if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
+                log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
+            crossed = counts[unit] // every > s.before // every or counts[unit] >= total
+            if counts["phase"] >= 2 and crossed:
+                validation = validate(group.sync(k, optimizers=False), config, hyper.validation_trials, device)
+                s.window.setdefault("val/reward_fraction", []).append(validation["reward_fraction"])
+                s.window.setdefault("val/reward_rate", []).append(validation["reward_rate"])
+                if counts["phase"] == 2 and validation["reward_fraction"] > hyper.phase3_reward_fraction:
+                    counts["phase"] = 3
+                    group.set_learning_rate(k, hyper.late_learning_rate)
+                    log.note("phase", phase=3, trials=counts["trials"])
+            log.step = counts[unit]
+            phase1_report = s.in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - s.n_trials) // 100
+            if crossed or phase1_report:
+                elapsed = max(time.perf_counter() - s.started, 1e-9)
+                values = {key: float(np.mean(v)) for key, v in s.window.items()}
+                values.update({"train/phase": counts["phase"],
+                               "train/trials_per_s": (counts["trials"] + counts["phase1_trials"] - s.trials_before) / elapsed})
+                log.metrics(counts["phase1_trials"] if s.in_phase1 else counts[unit],
+                            {f"phase1/{key.split('/')[-1]}" if s.in_phase1 else key: v for key, v in values.items()})
+                log.step = counts[unit]
+                s.window = {}
+            saved = crossed and counts["phase"] >= 2
+            if saved:
+                save(k, counts[unit])
+            if log.outcome or counts[unit] >= total:
+                if not saved:
+                    save(k, counts[unit])
+                s.live = False
+                log.finish("completed")
+            elif log.stop_requested:
+                if not saved:
+                    save(k, counts[unit])
+                s.live = False  # the worker writes its status
