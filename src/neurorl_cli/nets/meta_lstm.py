@@ -83,16 +83,33 @@ class StackedMetaLSTM:
 
     def __call__(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """obs (S, n, obs_dim), state ((S, n, H), (S, n, H)) -> logits (S, n, A), value (S, n), state."""
+        return self.stepper()(obs, state)
+
+    def stepper(self):
+        """The step function for one unroll: the cell's two products fused into one (inputs and
+        hidden state side by side against both weight matrices, the two biases summed), made
+        once per unroll, so each time step dispatches one matrix product for the gates (and its
+        backward two)."""
         p = self.params
-        h, c = state
-        gates = (torch.baddbmm(p["cell.bias_ih"].unsqueeze(1), obs, p["cell.weight_ih"].transpose(1, 2))
-                 + torch.baddbmm(p["cell.bias_hh"].unsqueeze(1), h, p["cell.weight_hh"].transpose(1, 2)))
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        logits = torch.bmm(h, p["policy.weight"].transpose(1, 2))
-        value = torch.bmm(h, p["value.weight"].transpose(1, 2)).squeeze(-1)
-        return logits, value, (h, c)
+        H = self.hidden_size
+        # LSTMCell's gate rows are (input, forget, cell, output); reordered to (i, f, o, cell) so
+        # that one sigmoid covers the three gates.
+        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+        order = order.to(p["cell.weight_ih"].device)
+        weight = torch.cat([p["cell.weight_ih"], p["cell.weight_hh"]], dim=2)[:, order].transpose(1, 2)  # (S, D + H, 4H)
+        bias = (p["cell.bias_ih"] + p["cell.bias_hh"])[:, order].unsqueeze(1)  # (S, 1, 4H)
+        heads = torch.cat([p["policy.weight"], p["value.weight"]], dim=1).transpose(1, 2)  # (S, H, A + 1)
+
+        def step(obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+            h, c = state
+            gates = torch.baddbmm(bias, torch.cat([obs, h], dim=2), weight)
+            i, f, o = torch.sigmoid(gates[..., :3 * H]).chunk(3, dim=-1)
+            c = f * c + i * torch.tanh(gates[..., 3 * H:])
+            h = o * torch.tanh(c)
+            out = torch.bmm(h, heads)
+            return out[..., :-1], out[..., -1], (h, c)
+
+        return step
 
 
 def vmapped_forward(nets: list[MetaLSTM]):
