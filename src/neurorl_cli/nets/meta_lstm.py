@@ -113,20 +113,25 @@ class StackedMetaLSTM:
 
 
 def vmapped_forward(nets: list[MetaLSTM]):
-    """The alternative to StackedMetaLSTM: torch.func's stacked module state and vmap over
-    `functional_call` (for the benchmark that chose between them)."""
-    from torch.func import functional_call, stack_module_state, vmap
+    """The alternative to StackedMetaLSTM, for the benchmark that chose between them: torch.func's
+    stacked module state and vmap. vmap has no batching rule for nn.LSTMCell's fused kernel
+    (aten::lstm_cell), so the cell is written out with F.linear, as functional_call would need."""
+    from torch.func import stack_module_state, vmap
+    from torch.nn.functional import linear
 
-    params, buffers = stack_module_state(nets)
-    base = nets[0]
+    params, _ = stack_module_state(nets)
 
-    def one(p, b, obs, h, c):
-        return functional_call(base, (p, b), (obs, (h, c)))
+    def one(p, obs, h, c):
+        gates = linear(obs, p["cell.weight_ih"], p["cell.bias_ih"]) + linear(h, p["cell.weight_hh"], p["cell.bias_hh"])
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return linear(h, p["policy.weight"]), linear(h, p["value.weight"]).squeeze(-1), h, c
 
     batched = vmap(one)
 
     def forward(obs, state):
-        logits, value, (h, c) = batched(params, buffers, obs, *state)
+        logits, value, h, c = batched(params, obs, *state)
         return logits, value, (h, c)
 
     return params, forward
