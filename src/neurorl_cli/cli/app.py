@@ -70,7 +70,7 @@ def _options(
 
 COMMAND_MODULES = [
     "catalog_cmds", "train_cmd", "runs_cmds", "eval_cmd", "report_cmd", "watch_cmd", "export_cmd", "db_cmds",
-    "prune_cmd",
+    "prune_cmd", "ui_cmd",
 ]
 
 

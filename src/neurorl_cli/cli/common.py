@@ -11,14 +11,21 @@ from neurorl_cli.home import find_home
 def registry(ingest_logs: bool = True):
     """The upgraded registry engine, with run logs ingested (so statuses are current)."""
     from neurorl_cli.registry.db import open_registry
-    from neurorl_cli.registry.ingest import ingest
 
     home = find_home()
     engine = open_registry(home)
     if ingest_logs:
-        ingest(engine, warn=lambda msg: _warn(msg))
-        _reconcile_slurm(engine)
+        refresh(engine)
     return home, engine
+
+
+def refresh(engine) -> None:
+    """Bring the registry up to date with the runs: their logs ingested, and Slurm asked about
+    the jobs of runs submitted with --no-wait."""
+    from neurorl_cli.registry.ingest import ingest
+
+    ingest(engine, warn=lambda msg: _warn(msg))
+    _reconcile_slurm(engine)
 
 
 def _reconcile_slurm(engine) -> None:

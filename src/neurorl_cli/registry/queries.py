@@ -255,3 +255,20 @@ def runs_with_experiments(session: Session, task: str | None = None, model: str 
     if status:
         query = query.where(Run.status == status)
     return list(session.exec(query))
+
+
+def metric_keys(session: Session, run_ids: list[int]) -> list[str]:
+    """The metric keys these runs logged, sorted (what their curves can show)."""
+    query = select(Metric.key).where(col(Metric.run_id).in_(run_ids)).distinct().order_by(Metric.key)
+    return list(session.exec(query))
+
+
+def artifacts(session: Session, experiment_id: int, kinds: tuple[str, ...] | None = None) -> list:
+    """Files recorded for an experiment or one of its runs (report figures, watch GIFs), newest first."""
+    from neurorl_cli.registry.models import Artifact
+
+    runs = select(Run.id).where(Run.experiment_id == experiment_id)
+    query = select(Artifact).where((Artifact.experiment_id == experiment_id) | col(Artifact.run_id).in_(runs))
+    if kinds is not None:
+        query = query.where(col(Artifact.kind).in_(kinds))
+    return list(session.exec(query.order_by(col(Artifact.id).desc())))

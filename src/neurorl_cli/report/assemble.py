@@ -8,7 +8,9 @@ ReportContext this module gives it.
 
 from __future__ import annotations
 
+import functools
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,14 +86,9 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
             html.Section("Evaluation").notice("No checkpoint has been evaluated yet; evaluate them with", f"neurorl eval {shlex.quote(ref)} --all-checkpoints")
         )
     evaluated = in_protocol_order(config["task"], set(evals["protocol"])) if len(evals) else []
-    ctx = _context(registry, config, runs, evals, out, written)
-    for name in evaluated:
-        sections.extend(family.protocol_sections(ctx, name))
-    if evaluated:
-        # The evaluated protocol the task names first selects the checkpoint to analyse (the
-        # one `watch --checkpoint best` uses).
-        sections.extend(family.best_sections(ctx, evaluated[0]))
-    sections.extend(family.run_sections(ctx))
+    ctx = report_context(registry, config, runs, evals, out, written)
+    for _, sections_of in family_calls(family, ctx, evaluated):
+        sections.extend(sections_of())
 
     page = html.page(title, sections, footer=f"neurorl report; experiment {exp.config_hash}")
     index = out / "index.html"
@@ -100,7 +97,20 @@ def experiment_report(registry: Registry, ref: str, out: Path | None = None, pro
     return Report(index, written, exp.id, runs[0].id if is_run else None)
 
 
-def _context(registry: Registry, config: dict, runs, evals: pd.DataFrame, out: Path, written: list[Path]) -> ReportContext:
+def family_calls(family, ctx: ReportContext, evaluated: list[str]) -> list[tuple[str, Callable[[], list]]]:
+    """The calls that make the family's own sections, in the page's order, each named: every
+    evaluated protocol's, the best checkpoint's, then those drawn from the runs' files. The
+    browser view (ui/) makes the same calls through its own context."""
+    calls = [(f"protocol_sections({name})", functools.partial(family.protocol_sections, ctx, name)) for name in evaluated]
+    if evaluated:
+        # The evaluated protocol the task names first selects the checkpoint to analyse (the
+        # one `watch --checkpoint best` uses).
+        calls.append((f"best_sections({evaluated[0]})", functools.partial(family.best_sections, ctx, evaluated[0])))
+    calls.append(("run_sections", functools.partial(family.run_sections, ctx)))
+    return calls
+
+
+def report_context(registry: Registry, config: dict, runs, evals: pd.DataFrame, out: Path, written: list[Path]) -> ReportContext:
     """What a family's sections may read of these runs, with no door to the registry but this."""
     run_ids = [r.id for r in runs]
     engine = plugins.engine_of(config)
