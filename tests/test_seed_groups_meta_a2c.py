@@ -243,6 +243,29 @@ def test_split_streams_give_each_block_its_solo_episodes(cls):
     assert together.n == n and torch.equal(together.reset(), alone[2].reset())
 
 
+def test_grouped_action_draws_are_categorical_samples():
+    """Each seed's actions are what Categorical(logits).sample() draws from the global stream
+    seeded as that seed's, step after step (probabilities near even, and lopsided)."""
+    from neurorl_cli.engines.native.meta_a2c import draw_actions
+
+    seeds, n = [0, 3, 9], 16
+    generators = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        generators.append(torch.Generator().set_state(torch.get_rng_state()))
+    logits = [torch.randn(20, len(seeds), n, 2) * scale for scale in (0.01, 3.0)]
+    grouped = []
+    for batch in logits:
+        for t in range(batch.shape[0]):
+            normalised = batch[t] - batch[t].logsumexp(-1, keepdim=True)
+            grouped.append(draw_actions(torch.softmax(normalised, -1), generators))
+    for s, seed in enumerate(seeds):
+        torch.manual_seed(seed)
+        alone = [torch.distributions.Categorical(logits=batch[t, s]).sample() for batch in logits for t in range(batch.shape[0])]
+        assert all(torch.equal(a, g[s]) for a, g in zip(alone, grouped))
+        assert torch.equal(torch.get_rng_state(), generators[s].get_state())
+
+
 def test_solo_env_draws_unchanged():
     """BatchedEnv without streams draws from its one generator, as it always did."""
     env = Harlow(n=3, seed=4)
