@@ -86,17 +86,25 @@ class LSTM(nn.LSTM):
             zeros = x.new_zeros(self.num_layers, x.shape[1], self.hidden_size)
             state = (zeros, zeros)
         hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
-        outputs = []
-        for x_t in x.unbind(0):
-            for layer in range(self.num_layers):
-                gates = (x_t @ getattr(self, f"weight_ih_l{layer}").T + getattr(self, f"bias_ih_l{layer}")
-                         + hs[layer] @ getattr(self, f"weight_hh_l{layer}").T + getattr(self, f"bias_hh_l{layer}"))
-                i, f, g, o = gates.chunk(4, dim=-1)
-                cs[layer] = torch.sigmoid(f) * cs[layer] + torch.sigmoid(i) * torch.tanh(g)
-                hs[layer] = torch.sigmoid(o) * torch.tanh(cs[layer])
-                x_t = hs[layer]
-            outputs.append(x_t)
-        return torch.stack(outputs), (torch.stack(hs), torch.stack(cs))
+        # Layer by layer: each layer's input projection (and both biases) for the whole sequence
+        # in one product, then only the recurrent product per step (the seed groups' updates run
+        # these steps many times, so fewer ops per step is most of their Python overhead).
+        H = self.hidden_size
+        for layer in range(self.num_layers):
+            projected = (x @ getattr(self, f"weight_ih_l{layer}").T
+                         + (getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")))
+            w_hh = getattr(self, f"weight_hh_l{layer}").T
+            h, c = hs[layer], cs[layer]
+            outputs = []
+            for p_t in projected.unbind(0):
+                gates = p_t + h @ w_hh
+                gate = torch.sigmoid(gates)  # i, f, (g: tanh instead), o
+                c = gate[..., H:2 * H] * c + gate[..., :H] * torch.tanh(gates[..., 2 * H:3 * H])
+                h = gate[..., 3 * H:] * torch.tanh(c)
+                outputs.append(h)
+            hs[layer], cs[layer] = h, c
+            x = torch.stack(outputs)
+        return x, (torch.stack(hs), torch.stack(cs))
 
 
 def init_weights_(module: nn.Module) -> None:
