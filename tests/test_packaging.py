@@ -22,6 +22,7 @@ def test_wheel_carries_catalogs_and_migrations(tmp_path):
     assert any(n.startswith("neurorl_cli/bundled/migrations/versions/0001_") for n in names)
     assert "neurorl_cli/cli/app.py" in names
     assert {"neurorl_cli/nets/meta_lstm.py", "neurorl_cli/bundled/tasks/harlow.toml"} <= names
+    assert {"neurorl_cli/ui/static/app.js", "neurorl_cli/ui/static/style.css"} <= names  # `neurorl ui`'s page
     # every module of the source tree, families and engines included (the package list is explicit)
     source = {str(p.relative_to(REPO / "src")) for p in (REPO / "src" / "neurorl_cli").rglob("*.py")}
     assert not source - names, f"modules left out of the wheel: {sorted(source - names)}"

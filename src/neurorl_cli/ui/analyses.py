@@ -101,7 +101,7 @@ class Analyses:
         return {
             "experiment": queries.exp_ref(exp), "family": family.name, "sections": sections,
             "evaluated": evaluated,
-            "command": report if (replayed or not evaluated) else None,
+            "command": report if replayed else None,
             "evaluate": None if evaluated else shlex.join(["neurorl", "eval", queries.exp_ref(exp), "--all-checkpoints"]),
             "stored": _stored_figures(stored, drawn),
         }

@@ -32,7 +32,7 @@ async function getJSON(url) {
 
 function fmt(value) {
   if (value === null || value === undefined) return "";
-  if (typeof value === "number") return Number.isInteger(value) ? value.toLocaleString("en") : value.toPrecision(4);
+  if (typeof value === "number") return Number.isInteger(value) ? value.toLocaleString("en") : String(Number(value.toPrecision(4)));
   if (Array.isArray(value)) return value.join(", ");
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
@@ -95,11 +95,11 @@ function curveTraces(data, options = {}) {
   if (s && (data.seeds || []).length !== 1) {
     traces.push({ x: s.x, y: s.low, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false,
       legendgroup: "mean", uid: "band-low", name: "95% low" });
-    traces.push({ x: s.x, y: s.high, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(0,0,0,0.13)",
+    traces.push({ x: s.x, y: s.high, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(0,0,0,0.22)",
       legendgroup: "mean", uid: "band-high", name: "95% interval", hoverinfo: "skip" });
   }
   (data.seeds || []).forEach((seed, i) => traces.push({
-    x: seed.x, y: seed.y, name: seed.label, uid: `seed-${seed.label}`, opacity: 0.7,
+    x: seed.x, y: seed.y, name: seed.label, uid: `seed-${seed.label}`, opacity: 0.5,
     mode: seed.x.length < 30 ? "lines+markers" : "lines", marker: { size: 4 },
     line: { width: 1, color: COLORS[i % COLORS.length] },
   }));
@@ -255,7 +255,7 @@ async function experimentPage(root, ref) {
   function drawHeader() {
     const settings = Object.entries(info.overrides).map(([k, v]) => `${k}=${fmt(v)}`).join(", ");
     header.replaceChildren(
-      el("h1", null, `${info.ref} ${info.name || ""}: ${info.task} / ${info.model}`),
+      el("h1", null, `${[info.ref, info.name].filter(Boolean).join(" ")}: ${info.task} / ${info.model}`),
       el("p", null, `hash ${info.hash}`, info.tags.length ? ` · tags ${info.tags.join(", ")}` : "", settings ? ` · ${settings}` : "",
         ` · budget ${fmt(info.budget)} ${info.budget_unit} · `, el("a", { href: `/compare?task=${enc(info.task)}&model=${enc(info.model)}` }, "compare with its sweep")),
       el("details", null, el("summary", null, "config"), el("pre", null, JSON.stringify(info.config, null, 2))));
@@ -269,9 +269,9 @@ async function experimentPage(root, ref) {
   }
 
   function drawKeys() {
-    keys.replaceChildren(info.keys.length ? info.keys.map((key) => el("label", null,
+    keys.replaceChildren(...(info.keys.length ? info.keys.map((key) => el("label", null,
       el("input", { type: "checkbox", checked: shown.has(key), onchange: (e) => { e.target.checked ? shown.add(key) : shown.delete(key); drawCurves(); } }), " ", key))
-      : el("p", { class: "muted" }, "Nothing logged yet."));
+      : [el("p", { class: "muted" }, "Nothing logged yet.")]));
   }
 
   async function drawCurves() {
@@ -323,7 +323,7 @@ async function experimentPage(root, ref) {
           el("figcaption", null, `${s.name} (made by `, command(s.made_by), ")", s.data ? [" ", el("a", { href: s.data }, "csv")] : null)));
       }
     }
-    analyses.replaceChildren(...parts);
+    analyses.replaceChildren(...parts.flat(Infinity).filter(Boolean));
   }
 
   async function drawWatch() {
@@ -423,7 +423,7 @@ async function comparePage(root) {
         el("label", null, "metric ", el("select", { onchange: (e) => { state.key = e.target.value; refresh(false); } },
           data.keys.map((k) => el("option", { value: k, selected: k === data.key }, k)))),
         el("span", null, data.differing.length ? "group by: " : "the configs do not differ"),
-        data.differing.map((k) => el("label", null, el("input", { type: "checkbox", checked: grouped.has(k), onchange: (e) => {
+        ...data.differing.map((k) => el("label", null, el("input", { type: "checkbox", checked: grouped.has(k), onchange: (e) => {
           e.target.checked ? grouped.add(k) : grouped.delete(k);
           state.group_by = [...grouped].join(","); refresh(false);
         } }), ` ${k}`)));
