@@ -356,3 +356,14 @@ def test_the_command_serves_with_a_token_and_refuses_a_taken_port(made):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_zoomed_chart_gets_the_detail_of_its_range(client, made):
+    steps, walk = made["long_steps"], made["walk"]
+    data = client.get(f"/api/experiment/{made['e1']}/curves?key=train/long&points=100&x0=20000&x1=21000").json()
+    (seed,) = data["seeds"]
+    # The 101 steps from 20,000 to 21,000 and one beyond each edge (103 points), downsampled to 100.
+    inside = (steps >= 19990) & (steps <= 21010)
+    assert seed["x"][0] == 19990 and seed["x"][-1] == 21010 and len(seed["x"]) == 100
+    assert set(seed["x"]) <= set(steps[inside].tolist())
+    assert client.get(f"/api/experiment/{made['e1']}/curves?key=train/long&x0=left").status_code == 400

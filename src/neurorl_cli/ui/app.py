@@ -97,7 +97,14 @@ def create_app(registry: Registry, token: str, cookie: str = "neurorl-ui", refre
         key = q(request, "key")
         if key is None:
             raise UserError("key=...: which metric (the experiment's `keys`)")
-        return data.curves(registry, request.path_params["ref"], key, points(request))
+        return data.curves(registry, request.path_params["ref"], key, points(request), number(request, "x0"), number(request, "x1"))
+
+    def number(request: Request, name: str) -> float | None:
+        text = q(request, name)
+        try:
+            return None if text is None else float(text)
+        except ValueError:
+            raise UserError(f"{name}={text}: a number (a step)") from None
 
     def analyses_of(request: Request):
         ref = request.path_params["ref"]

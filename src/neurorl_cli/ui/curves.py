@@ -59,6 +59,16 @@ def seed_curves(series: dict[str, tuple[np.ndarray, np.ndarray]], limit: int = M
     return {"seeds": seeds, "summary": summary}
 
 
+def within(steps: np.ndarray, values: np.ndarray, x0: float | None, x1: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The part of a curve a zoomed chart shows, with one point beyond each edge so that its
+    lines still reach the edges: downsampled alone, it keeps the detail the zoom asks for."""
+    if x0 is None and x1 is None:
+        return steps, values
+    lo = 0 if x0 is None else max(int(np.searchsorted(steps, x0, side="left")) - 1, 0)
+    hi = len(steps) if x1 is None else int(np.searchsorted(steps, x1, side="right")) + 1
+    return steps[lo:hi], values[lo:hi]
+
+
 def _xy(steps, values, limit: int) -> dict:
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
     keep = lttb_indices(steps, values, limit) if len(steps) else np.arange(0)

@@ -23,7 +23,7 @@ from neurorl_cli.errors import UserError
 from neurorl_cli.registry import queries
 from neurorl_cli.registry.models import RUN_STATUSES, Experiment
 from neurorl_cli.specs import budget_total
-from neurorl_cli.ui.curves import seed_curves
+from neurorl_cli.ui.curves import seed_curves, within
 from neurorl_cli.ui.downsample import MAX_POINTS
 
 EXPERIMENT_SORTS = ("id", "name", "task", "model", "seeds", "completed", "running", "failed", "best", "created")
@@ -116,9 +116,11 @@ def experiment(registry: Registry, ref: str) -> dict:
     }
 
 
-def curves(registry: Registry, ref: str, key: str, limit: int = MAX_POINTS) -> dict:
+def curves(registry: Registry, ref: str, key: str, limit: int = MAX_POINTS,
+           x0: float | None = None, x1: float | None = None) -> dict:
     """One metric of an experiment's seeds: each seed downsampled, and their mean with a 95%
-    interval on a common step grid; `version` changes whenever the runs log something."""
+    interval on a common step grid; `version` changes whenever the runs log something.
+    `x0`, `x1`: only the steps a zoomed chart shows, downsampled on their own."""
     with registry.session() as session:
         exp, runs_ = _target(session, ref)
         rows = queries.metrics(session, [r.id for r in runs_], key)
@@ -128,7 +130,7 @@ def curves(registry: Registry, ref: str, key: str, limit: int = MAX_POINTS) -> d
         steps.append(metric.step)
         values.append(metric.value)
     by_run = {r.id: r for r in runs_}
-    data = seed_curves({_seed_label(by_run[i]): (np.asarray(s), np.asarray(v)) for i, (s, v) in series.items()}, limit)
+    data = seed_curves({_seed_label(by_run[i]): within(np.asarray(s), np.asarray(v), x0, x1) for i, (s, v) in series.items()}, limit)
     for entry, run_id in zip(data["seeds"], series):
         entry.update(run=queries.run_ref(run_id), status=by_run[run_id].status)
     return {"experiment": queries.exp_ref(exp), "key": key, **data, "live": any(r.status in queries.RUNNING for r in runs_),

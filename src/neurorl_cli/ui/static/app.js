@@ -283,8 +283,23 @@ async function experimentPage(root, ref) {
         charts[key] = el("div", { class: "chart" });
         curves.append(el("div", null, el("h3", null, key), charts[key]));
       }
-      const data = await getJSON(`/api/experiment/${enc(ref)}/curves?key=${enc(key)}`);
-      await drawChart(charts[key], curveTraces(data), info.x_label, key);
+      const node = charts[key];
+      const range = node.dataset.x0 ? `&x0=${node.dataset.x0}&x1=${node.dataset.x1}` : "";
+      const data = await getJSON(`/api/experiment/${enc(ref)}/curves?key=${enc(key)}${range}`);
+      await drawChart(node, curveTraces(data), info.x_label, key);
+      if (!node.dataset.watched) {
+        // Zoomed in, the server downsamples only the visible steps (so detail appears);
+        // zoomed out again, the whole curve.
+        node.dataset.watched = "1";
+        node.on("plotly_relayout", (change) => {
+          if (change["xaxis.range[0]"] !== undefined) {
+            node.dataset.x0 = change["xaxis.range[0]"]; node.dataset.x1 = change["xaxis.range[1]"];
+          } else if (change["xaxis.autorange"]) {
+            delete node.dataset.x0; delete node.dataset.x1;
+          } else return;
+          drawCurves();
+        });
+      }
     }
   }
 
