@@ -88,7 +88,7 @@ def made(tmp_path_factory):
         ingest(engine)
         registry = api.Registry(engine)
         yield {"home": home.root, "registry": registry, "e1": f"e{e1}", "e2": f"e{e2}", "e3": f"e{live.experiments[0].id}",
-               "live_log": live_log, "walk": walk, "long_steps": long_steps, "logs": logs}
+               "live_log": live_log, "walk": walk, "long_steps": long_steps}
         for log in logs + [live_log]:
             log.close()
     finally:
@@ -359,7 +359,7 @@ def test_the_command_serves_with_a_token_and_refuses_a_taken_port(made):
 
 
 def test_a_zoomed_chart_gets_the_detail_of_its_range(client, made):
-    steps, walk = made["long_steps"], made["walk"]
+    steps = made["long_steps"]
     data = client.get(f"/api/experiment/{made['e1']}/curves?key=train/long&points=100&x0=20000&x1=21000").json()
     (seed,) = data["seeds"]
     # The 101 steps from 20,000 to 21,000 and one beyond each edge (103 points), downsampled to 100.
