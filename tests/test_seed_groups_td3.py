@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from neurorl_cli import catalog
-from neurorl_cli.engines.native.td3 import TD3Backend
+from neurorl_cli.engines.native.td3_group import GroupTD3Backend as TD3Backend
 from neurorl_cli.interfaces import RunConfig
 from neurorl_cli.runlog import RunLog
 

@@ -43,7 +43,7 @@ def native_hyper(algo: str):
 TRAINERS = {
     "distributional-td": "neurorl_cli.engines.native.distributional_td:DistributionalTDBackend",
     "meta-a2c-lstm": "neurorl_cli.engines.native.meta_a2c:MetaA2CBackend",
-    "td3": "neurorl_cli.engines.native.td3:TD3Backend",
+    "td3": "neurorl_cli.engines.native.td3_group:GroupTD3Backend",
 }
 NEEDS = {
     # value predictors learn from a schedule of cues and rewards; no agent acts

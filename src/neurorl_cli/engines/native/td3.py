@@ -540,13 +540,6 @@ class TD3Backend:
                     save(counts[unit])
                 return
 
-    def train_group(self, runs: list[RunConfig], logs: list[RunLog]) -> None:
-        """The seeds of one config as one batched computation, each through its own run log as
-        `train` would train it alone (engines/native/td3_group.py)."""
-        from neurorl_cli.engines.native.td3_group import train_group
-
-        train_group(runs, logs)
-
     # Trained agents act and are evaluated on the CPU, where the evaluation environments are.
     def load_policy(self, config: dict, checkpoint: Path, device: str = "cpu"):
         hyper, actor, _ = load_nets(checkpoint)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from neurorl_cli.engines.base import load_checkpoint, package_versions, resolve_device
+from neurorl_cli.engines.native.td3 import (
+    STOP, TD3, VERSIONED, Hyper, Inputs, PhaseTwoRule, TD3Backend, explore, make_env, make_replay, mirrored, validate)
 from neurorl_cli.interfaces import RunConfig
 from neurorl_cli.runlog import RunLog
 from neurorl_cli.specs import budget_total
@@ -52,8 +54,6 @@ class _Q1(nn.Module):
 
 def _smooth_with(action: torch.Tensor, eps: torch.Tensor, clip: float) -> torch.Tensor:
     """td3.smooth_target with the noise already drawn (eps = randn * noise), same arithmetic."""
-    from neurorl_cli.engines.native.td3 import STOP
-
     stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
     noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
     low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
@@ -307,8 +307,6 @@ def collect_group(group: GroupTD3, seeds: list[int], envs: list, noises: list[fl
     """`td3.collect` for several seeds at once: their actors act in one batched call per step,
     each seed's exploration draws and environment steps are its own (a seed whose trials have
     all ended draws and steps no more, as solo breaks out there)."""
-    from neurorl_cli.engines.native.td3 import Inputs, explore
-
     reads = group.actor_reads
     params = group.actor_params(seeds)
     inputs = [Inputs(env, belief=belief or reads == "belief") for env in envs]
@@ -371,9 +369,6 @@ class _Seed:
 
 def train_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
     """`TD3Backend.train` for every run of a seed group at once (see the module's docstring)."""
-    from neurorl_cli.engines.native.td3 import (
-        TD3, VERSIONED, Hyper, PhaseTwoRule, make_env, make_replay, mirrored, validate)
-
     config = runs[0].config
     hyper = Hyper(**config["model"]["hyper"])
     device = torch.device(resolve_device(runs[0].device))
@@ -517,3 +512,11 @@ def train_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
                 if not saved:
                     save(k, counts[unit])
                 s.live = False  # the worker writes its status
+
+
+class GroupTD3Backend(TD3Backend):
+    """The TD3 trainer with seed groups: the engine loads this one (td3.py stays the solo trainer,
+    which this module builds on)."""
+
+    def train_group(self, runs: list[RunConfig], logs: list[RunLog]) -> None:
+        train_group(runs, logs)
