@@ -104,3 +104,15 @@ def test_a_stopped_group_resumes_together(neurorl_home):
 
     nothing = cli("train", "--resume", "e1")
     assert nothing.returncode == 2 and "no crashed, failed or cancelled run to resume" in nothing.stderr
+
+
+def test_td3_groups_on_request_only_on_a_cpu(neurorl_home):
+    # On a CPU a batched TD3 update costs more per seed than a solo one (td3_group.py), so its
+    # seeds train one per process unless --seeds-per-worker asks for groups.
+    tiny = ["--set", "model.warmup_trials=25", "--set", "model.phase2_rewarded=0", "--set", "model.replay_period=200",
+            "--set", "model.trials_per_batch=25", "--set", "model.validation_trials=20"]
+    cli("train", "firefly", "td3-modular", *tiny, "--seeds", "0-1", "--trials", "25", "--device", "cpu", check=True)
+    assert "trained in one process" not in cli("runs", "show", "r1", check=True).stdout
+    cli("train", "firefly", "td3-modular", *tiny, "--seeds", "2-3", "--trials", "25", "--device", "cpu",
+        "--seeds-per-worker", "2", check=True)
+    assert "trained in one process with 1 other seed(s) of its experiment: r3, r4" in cli("runs", "show", "r4", check=True).stdout

@@ -255,9 +255,9 @@ class Engine(Protocol):
     def train(self, run: RunConfig, log) -> None:
         """Train one run, writing metrics and checkpoints through its RunLog."""
 
-    def group_size(self, config: dict, device: str) -> int:
-        """The most seeds of `config` this engine trains together in one process on `device`
-        (1: one seed per worker process)."""
+    def group_size(self, config: dict, device: str, asked: int | None) -> int:
+        """How many seeds of `config` one worker process trains together on `device`: its
+        default when `asked` is None, `asked` when it can group seeds at all, else 1."""
 
     def train_group(self, runs: list[RunConfig], logs: list) -> None:
         """Train several seeds of one experiment (one config) in one call, each through its own
@@ -338,7 +338,7 @@ class EngineBase:
     def libraries(self, model: dict) -> dict[str, str]:
         return {}
 
-    def group_size(self, config: dict, device: str) -> int:
+    def group_size(self, config: dict, device: str, asked: int | None) -> int:
         return 1
 
     def train_group(self, runs: list[RunConfig], logs: list) -> None:

@@ -197,8 +197,9 @@ def seed_groups(engine: Engine, runs: list[Run], per_worker: int | None, jobs: i
     with Session(engine) as session:
         for exp_id, members in by_experiment.items():
             config = session.get(Experiment, exp_id).config
-            most = engine_of(config).group_size(config, device)
-            size = min(most, per_worker) if per_worker else min(most, -(-len(members) // jobs))
+            size = engine_of(config).group_size(config, device, per_worker)
+            if not per_worker:  # the default spreads the seeds over the --jobs workers
+                size = min(size, -(-len(members) // jobs))
             groups += [members[i:i + size] for i in range(0, len(members), max(size, 1))]
     return groups
 

@@ -99,13 +99,17 @@ class NativeEngine(EngineBase):
 
     # Seeds per worker process by default, where the algorithm trains seeds as one batched
     # computation: on a CPU, past about 16 seeds the cores are busy and a larger group only
-    # delays the first results; a GPU keeps gaining up to hundreds.
+    # delays the first results; a GPU keeps gaining up to hundreds. A trainer may say less
+    # (`group_default`, where grouping does not pay on a device).
     GROUP = {"cpu": 16, "cuda": 64}
 
-    def group_size(self, config: dict, device: str) -> int:
+    def group_size(self, config: dict, device: str, asked: int | None) -> int:
         trainer = self._trainer(config["model"])
         can = getattr(trainer, "can_group", lambda config: hasattr(trainer, "train_group"))
-        return self.GROUP["cuda" if device.startswith("cuda") else "cpu"] if can(config) else 1
+        if not can(config):
+            return 1
+        kind = "cuda" if device.startswith("cuda") else "cpu"
+        return asked or getattr(trainer, "group_default", self.GROUP)[kind]
 
     def train_group(self, runs, logs) -> None:
         trainer = self._trainer(runs[0].config["model"])

@@ -204,6 +204,13 @@ class MetaA2CBackend:
             if log.stop_requested:  # SIGTERM (scancel, preemption): stop with the checkpoint just saved
                 return
 
+    def can_group(self, config: dict) -> bool:
+        """Only our own batched tasks draw through per-seed streams (NeuroGym's lockstep envs do not)."""
+        from neurorl_cli.envs.batched import BatchedEnv
+
+        probe = build_env(config, 1, 0, "cpu")
+        return isinstance(probe, BatchedEnv) and probe.fixed_length
+
     def train_group(self, runs: list[RunConfig], logs: list[RunLog]) -> None:
         """Several seeds of one experiment as one batched computation, each through its own run
         log as `train` trains it alone (train_seed_group, below); NotOffered for tasks whose
