@@ -148,7 +148,7 @@ def group_worker(dirs: list[str]) -> None:
     """The group side's process: train_group over the run dirs, stopped by SIGTERM."""
     import torch
 
-    from neurorl_cli.engines.native.meta_a2c import MetaA2CBackend
+    from neurorl_cli.engines.native.meta_a2c_group import GroupMetaA2CBackend as MetaA2CBackend
     from neurorl_cli.interfaces import RunConfig
     from neurorl_cli.runlog import RunLog, read_run_file
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from neurorl_cli import catalog
-from neurorl_cli.engines.native.meta_a2c import MetaA2CBackend
+from neurorl_cli.engines.native.meta_a2c_group import GroupMetaA2CBackend as MetaA2CBackend
 from neurorl_cli.envs.batched import BatchedEnv
 from neurorl_cli.families.metarl.harlow import Harlow
 from neurorl_cli.families.metarl.two_step import TwoStep
@@ -208,17 +208,16 @@ def test_a_group_needs_one_config(tmp_path):
         group(tmp_path, [("g0", a, 0, {}), ("g1", b, 1, {})])
 
 
-def test_a_task_without_per_seed_streams_is_not_offered(tmp_path, monkeypatch):
-    """A lockstep env (NeuroGym's) cannot split its randomness by seed: the worker falls back to
-    one seed at a time, and nothing was logged."""
-    import neurorl_cli.engines.native.meta_a2c as meta_a2c
-
-    class Lockstep:
-        fixed_length = False
-
-    monkeypatch.setattr(meta_a2c, "build_env", lambda *a, **k: Lockstep())
+def test_a_task_without_per_seed_streams_is_not_offered(tmp_path):
+    """NeuroGym's lockstep envs cannot split their randomness by seed: the engine says so before
+    the launcher groups them, and a group asked anyway is refused with nothing logged (the worker
+    then trains the seeds one at a time)."""
+    (config,) = catalog.resolve(catalog.load_task("perceptual-decision-making"), catalog.load_model("meta-a2c-lstm"),
+                                ["model.hidden_size=16", "model.episodes_per_update=4"], steps=400, checkpoint_every=400)
+    assert not MetaA2CBackend().can_group(config)
+    assert MetaA2CBackend().can_group(tiny_config("harlow"))
     with pytest.raises(NotOffered):
-        group(tmp_path, [("g0", tiny_config("harlow"), 0, {}), ("g1", tiny_config("harlow"), 1, {})])
+        group(tmp_path, [("g0", config, 0, {}), ("g1", config, 1, {})])
     assert events(tmp_path / "g0") == []
 
 
@@ -246,7 +245,7 @@ def test_split_streams_give_each_block_its_solo_episodes(cls):
 def test_grouped_action_draws_are_categorical_samples():
     """Each seed's actions are what Categorical(logits).sample() draws from the global stream
     seeded as that seed's, step after step (probabilities near even, and lopsided)."""
-    from neurorl_cli.engines.native.meta_a2c import draw_actions
+    from neurorl_cli.engines.native.meta_a2c_group import draw_actions
 
     seeds, n = [0, 3, 9], 16
     generators = []

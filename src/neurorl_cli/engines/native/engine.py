@@ -42,7 +42,7 @@ def native_hyper(algo: str):
 # What each algorithm needs of a task, and the trainer that runs it.
 TRAINERS = {
     "distributional-td": "neurorl_cli.engines.native.distributional_td:DistributionalTDBackend",
-    "meta-a2c-lstm": "neurorl_cli.engines.native.meta_a2c:MetaA2CBackend",
+    "meta-a2c-lstm": "neurorl_cli.engines.native.meta_a2c_group:GroupMetaA2CBackend",
     "td3": "neurorl_cli.engines.native.td3_group:GroupTD3Backend",
 }
 NEEDS = {
