@@ -114,7 +114,9 @@ def run_worker(*run_dirs: Path) -> int:
             except NotOffered as why:
                 print(f"{why}: the group's seeds train one after another", file=sys.stderr)
         for run, log in zip(runs, logs):
-            if not log.finished and not log.stop_requested:
+            if log.stop_requested and not log.finished:  # stopped before this seed's turn
+                log.finish("cancelled", error="stopped by a signal (SIGTERM or Ctrl-C) before it started")
+            elif not log.finished:
                 _train(lambda: engine.train(run, log), [log])
         return _exit_code(logs)
     finally:
