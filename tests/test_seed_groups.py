@@ -116,3 +116,23 @@ def test_td3_groups_on_request_only_on_a_cpu(neurorl_home):
     cli("train", "firefly", "td3-modular", *tiny, "--seeds", "2-3", "--trials", "25", "--device", "cpu",
         "--seeds-per-worker", "2", check=True)
     assert "trained in one process with 1 other seed(s) of its experiment: r3, r4" in cli("runs", "show", "r4", check=True).stdout
+
+
+def test_a_group_the_model_cannot_batch_trains_seed_after_seed(tmp_path):
+    # meta-a2c-lstm on a NeuroGym task: its lockstep envs have no per-seed streams (NotOffered),
+    # so the worker trains the seeds one after another, each run as alone.
+    from neurorl_cli import catalog
+
+    (config,) = catalog.resolve(catalog.load_task("perceptual-decision-making"), catalog.load_model("meta-a2c-lstm"),
+                                ["model.hidden_size=16", "model.episodes_per_update=4"], steps=400, checkpoint_every=400)
+    dirs = []
+    for seed in (0, 1):
+        run_dir = tmp_path / f"s{seed}"
+        write_run_file(run_dir, RunConfig(run_id=seed + 1, seed=seed, attempt=1, config=config, run_dir=str(run_dir),
+                                          device="cpu", threads=1, group=[1, 2]).to_json())
+        dirs.append(run_dir)
+    assert run_worker(*dirs) == 0
+    for run_dir in dirs:
+        events = _events(run_dir)
+        assert [e["status"] for e in events if e["type"] == "status"] == ["running", "completed"]
+        assert any(e["type"] == "checkpoint" for e in events)
