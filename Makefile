@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/neurorl report demo --out report/demo
 
 # Two workers, one test file each at a time (module fixtures train once): most tests wait on
-# subprocesses and files, so two share two cores well (pytest 11 min on a fresh clone of this 2-core machine; one process took 15.5 min before the suite grew).
+# subprocesses and files, so two share two cores well (pytest 12-13 min on a fresh clone of this 2-core machine, which varies by about 10%; one process took 15.5 min before the suite grew).
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 

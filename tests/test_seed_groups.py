@@ -111,11 +111,15 @@ def test_td3_groups_on_request_only_on_a_cpu(neurorl_home):
     # seeds train one per process unless --seeds-per-worker asks for groups.
     tiny = ["--set", "model.warmup_trials=25", "--set", "model.phase2_rewarded=0", "--set", "model.replay_period=200",
             "--set", "model.trials_per_batch=25", "--set", "model.validation_trials=20"]
-    cli("train", "firefly", "td3-modular", *tiny, "--seeds", "0-1", "--trials", "25", "--device", "cpu", check=True)
-    assert "trained in one process" not in cli("runs", "show", "r1", check=True).stdout
+    from neurorl_cli import catalog
+    from neurorl_cli.plugins import engine_of
+
+    (config,) = catalog.resolve(catalog.load_task("firefly"), catalog.load_model("td3-modular"), [], trials=25)
+    assert [engine_of(config).group_size(config, device, None) for device in ("cpu", "cuda")] == [1, 64]
+    assert engine_of(config).group_size(config, "cpu", 2) == 2
     cli("train", "firefly", "td3-modular", *tiny, "--seeds", "2-3", "--trials", "25", "--device", "cpu",
         "--seeds-per-worker", "2", check=True)
-    assert "trained in one process with 1 other seed(s) of its experiment: r3, r4" in cli("runs", "show", "r4", check=True).stdout
+    assert "trained in one process with 1 other seed(s) of its experiment: r1, r2" in cli("runs", "show", "r2", check=True).stdout
 
 
 def test_a_group_the_model_cannot_batch_trains_seed_after_seed(tmp_path):
