@@ -37,6 +37,17 @@ def cli(*args: str, home: Path | None = None, check: bool = False, timeout: floa
     return proc
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test, then as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
     """A registry holding one tiny real experiment: recurrent-ppo on perceptual-decision-making,

@@ -34,13 +34,8 @@ UPDATES = 5
 EVERY = 2  # updates between checkpoints: checkpoints at updates 2, 4 and 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and keeps the test quick on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny tensors: one torch thread is fastest, and keeps the tests quick on a loaded machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(task: str) -> dict:

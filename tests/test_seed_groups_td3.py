@@ -36,13 +36,8 @@ TINY = ["model.warmup_trials=25", "model.phase2_rewarded=0", "model.replay_perio
         "model.validation_trials=20"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as a worker on a shared machine runs (two idle-waiting threads cost more here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one torch thread is fastest, and keeps the tests quick on a loaded machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config_for(model: str) -> dict:
