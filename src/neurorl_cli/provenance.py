@@ -7,6 +7,7 @@ fail a run: a question that cannot be answered is recorded as missing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -106,6 +107,11 @@ def _container_here() -> dict | None:
 
 
 def installed_packages() -> dict[str, str]:
+    return dict(_installed_packages())
+
+
+@functools.cache  # read once per process: a seed group records it for each of its seeds
+def _installed_packages() -> tuple[tuple[str, str], ...]:
     from importlib.metadata import distributions
 
     found = {}
@@ -113,7 +119,7 @@ def installed_packages() -> dict[str, str]:
         name = dist.metadata["Name"]
         if name:
             found[name.lower()] = dist.version
-    return dict(sorted(found.items()))
+    return tuple(sorted(found.items()))
 
 
 def worker_side(device: str) -> dict:

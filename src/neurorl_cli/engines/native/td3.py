@@ -422,6 +422,127 @@ def make_env(config: dict, n: int, seed: int, device, **overrides):
     return Firefly(n=n, seed=seed, device=device, **{**config["task"].get("env", {}), **overrides})
 
 
+class SeedRun:
+    """One seed's side of training between rounds of collection: its counts, replay, random
+    stream, phase, environment and metric window, and the round's bookkeeping (phase switches,
+    caps, validation, metrics, checkpoints). The solo trainer holds one; a seed group
+    (td3_group.py) one per seed, so both follow the same rules to the letter."""
+
+    def __init__(self, run: RunConfig, log: RunLog, hyper: Hyper, device):
+        self.run, self.log, self.hyper, self.device = run, log, hyper, device
+        self.config = run.config
+        self.unit, self.total = budget_total(run.config)
+        self.every = run.checkpoint_every
+        self.generator = torch.Generator().manual_seed(run.seed + 1)
+        self.counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
+        self.replay = make_replay(hyper, self.generator)
+        self.phase_two = PhaseTwoRule(hyper.phase2_rewarded, blocks=hyper.phase2_rule == "blocks")
+        self.window: dict[str, list[float]] = {}
+        self.pending = 0.0  # updates owed, in fractions of one (steps / replay_period)
+
+    def resume(self) -> dict:
+        """Load the run's checkpoint into this seed's state; the agent's part is the caller's."""
+        saved = load_checkpoint(self.run.resume_from)
+        self.counts = saved["counts"]
+        self.generator.set_state(saved["generator"])
+        for trajectory in saved.get("replay", []):
+            self.replay.add(trajectory)
+        return saved
+
+    def begin(self) -> None:
+        """Start the environment and the clocks, once the checkpoint (if any) is read."""
+        run = self.run
+        self.env = make_env(self.config, self.hyper.trials_per_batch, run.seed * 1_000 + 1 + 7919 * (run.attempt - 1),
+                            self.device, **({"observation_noise": 0.0} if self.counts["phase"] == 1 else {}))
+        self.started = time.perf_counter()
+        self.trials_before = self.counts["trials"] + self.counts["phase1_trials"]  # a resumed run's speed counts its own trials only
+
+    def noise(self) -> float:
+        return self.hyper.exploration[min(self.counts["phase"], len(self.hyper.exploration)) - 1]
+
+    def take(self, trajectories: list[dict], outcome: dict) -> int:
+        """Store a round's trials and count them; the number of updates they earn."""
+        counts, hyper = self.counts, self.hyper
+        self.before, self.in_phase1, self.n_trials = counts[self.unit], counts["phase"] == 1, len(trajectories)
+        n_steps = int(outcome["steps"].sum())
+        for trajectory in trajectories:
+            self.replay.add(trajectory)
+            if counts["phase"] >= 2:
+                self.replay.add(mirrored(trajectory))
+        rewarded = outcome.get("rewarded", torch.zeros(len(trajectories))).tolist()
+        self.starts_phase_two = counts["phase"] == 1 and self.phase_two.add(rewarded)
+        if counts["phase"] == 1:
+            counts["phase1_trials"] += len(trajectories)
+        else:
+            counts["trials"] += len(trajectories)
+            counts["steps"] += n_steps
+        self.record({"perf/rewarded_fraction": float(np.mean(rewarded)),
+                     "perf/reward_rate": float(np.sum(rewarded)) / max(n_steps * 0.1, 1e-9),
+                     "perf/distance_cm": float(outcome.get("distance_cm", torch.zeros(1)).mean())})
+        owed = 0
+        if self.replay.trajectories_added >= hyper.warmup_trials:
+            self.pending += n_steps / hyper.replay_period
+            while self.pending >= 1:
+                owed += 1
+                self.pending -= 1
+        return owed
+
+    def record(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.window.setdefault(key, []).append(value)
+
+    def save(self, step: int, agent_state: dict, rng: torch.Tensor) -> None:
+        state = {"agent": agent_state, "counts": dict(self.counts), "rng": rng, "generator": self.generator.get_state(),
+                 "hyper": self.hyper.model_dump(), "replay": list(self.replay.recent)}
+        self.log.checkpoint(step, lambda tmp: torch.save(state, tmp))
+
+    def end_round(self, validate_agent, set_learning_rate, save) -> bool:
+        """The round's bookkeeping after its updates; True when this seed's run ends here (at its
+        budget, a cap, or a stop request), its last checkpoint saved."""
+        counts, hyper, log, unit = self.counts, self.hyper, self.log, self.unit
+        if self.starts_phase_two:
+            counts["phase"] = 2
+            self.replay = make_replay(hyper, self.generator)
+            self.env = make_env(self.config, hyper.trials_per_batch, self.run.seed * 1_000 + 2, self.device)
+            log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
+        elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
+            # Never reaching phase II is a result of the study, not a failure: the run ends
+            # completed, flagged, with its phase-I policy as the checkpoint.
+            log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
+                           f"(model.phase1_max_trials; {self.phase_two.describe()})")
+        in_all = counts["trials"] + counts["phase1_trials"]
+        if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
+            log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
+        crossed = counts[unit] // self.every > self.before // self.every or counts[unit] >= self.total
+        if counts["phase"] >= 2 and crossed:
+            validation = validate_agent()
+            self.record({"val/reward_fraction": validation["reward_fraction"], "val/reward_rate": validation["reward_rate"]})
+            if counts["phase"] == 2 and validation["reward_fraction"] > hyper.phase3_reward_fraction:
+                counts["phase"] = 3
+                set_learning_rate(hyper.late_learning_rate)
+                log.note("phase", phase=3, trials=counts["trials"])
+        log.step = counts[unit]
+        phase1_report = self.in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - self.n_trials) // 100
+        if crossed or phase1_report:
+            elapsed = max(time.perf_counter() - self.started, 1e-9)
+            values = {k: float(np.mean(v)) for k, v in self.window.items()}
+            values.update({"train/phase": counts["phase"], "train/trials_per_s": (in_all - self.trials_before) / elapsed})
+            # The budget counts phase II+ trials only, so phase I is logged against its own count.
+            log.metrics(counts["phase1_trials"] if self.in_phase1 else counts[unit],
+                        {f"phase1/{k.split('/')[-1]}" if self.in_phase1 else k: v for k, v in values.items()})
+            log.step = counts[unit]  # progress counts the budget's trials, which phase I is not
+            self.window = {}
+        saved = crossed and counts["phase"] >= 2
+        if saved:
+            save(counts[unit])
+        done = bool(log.outcome or counts[unit] >= self.total)
+        if (done or log.stop_requested) and not saved:
+            save(counts[unit])
+        if done:  # its end reached, stop request or not (at a stop alone the worker writes the status)
+            log.finish("completed")
+        return done or log.stop_requested
+
+
 class TD3Backend:
     method_note = ", in the modularity study's three training phases"  # said in the methods paragraph
     name = "native/td3"
@@ -436,108 +557,32 @@ class TD3Backend:
                 f"and flagged{cap}")
 
     def train(self, run: RunConfig, log: RunLog) -> None:
-        config = run.config
-        hyper = Hyper(**config["model"]["hyper"])
+        hyper = Hyper(**run.config["model"]["hyper"])
         device = torch.device(resolve_device(run.device))
         torch.manual_seed(run.seed)
-        generator = torch.Generator().manual_seed(run.seed + 1)
-        unit, total = budget_total(config)
-        every = run.checkpoint_every
+        seed = SeedRun(run, log, hyper, device)
         agent = TD3(hyper, device)
-        counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
-        replay = make_replay(hyper, generator)
-        phase_two = PhaseTwoRule(hyper.phase2_rewarded, blocks=hyper.phase2_rule == "blocks")
         if run.resume_from:
             # Read onto the CPU: the random states must stay there, and load_state_dict moves the rest.
-            saved = load_checkpoint(run.resume_from)
+            saved = seed.resume()
             agent.load_state_dict(saved["agent"])
-            counts = saved["counts"]
             torch.set_rng_state(saved["rng"])
-            generator.set_state(saved["generator"])
-            for trajectory in saved.get("replay", []):
-                replay.add(trajectory)
         log.started(device=str(device), versions=package_versions(VERSIONED))
-        if counts["phase"] >= 3:
+        if seed.counts["phase"] >= 3:
             agent.set_learning_rate(hyper.late_learning_rate)
-        env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 1 + 7919 * (run.attempt - 1), device,
-                       **({"observation_noise": 0.0} if counts["phase"] == 1 else {}))
+        seed.begin()
 
         def save(step: int) -> None:
-            state = {"agent": agent.state_dict(), "counts": dict(counts), "rng": torch.get_rng_state(),
-                     "generator": generator.get_state(), "hyper": hyper.model_dump(), "replay": list(replay.recent)}
-            log.checkpoint(step, lambda tmp: torch.save(state, tmp))
+            seed.save(step, agent.state_dict(), torch.get_rng_state())
 
-        window: dict[str, list[float]] = {}
-        started = time.perf_counter()
-        trials_before = counts["trials"] + counts["phase1_trials"]  # a resumed run's speed counts its own trials only
-        pending_updates = 0.0
-        while counts[unit] < total:
-            before, in_phase1 = counts[unit], counts["phase"] == 1
-            noise = hyper.exploration[min(counts["phase"], len(hyper.exploration)) - 1]
-            trajectories, outcome = collect(env, agent.actor, noise, generator, device, agent.actor_reads, hyper.uses_belief)
-            n_steps = int(outcome["steps"].sum())
-            for trajectory in trajectories:
-                replay.add(trajectory)
-                if counts["phase"] >= 2:
-                    replay.add(mirrored(trajectory))
-            rewarded = outcome.get("rewarded", torch.zeros(len(trajectories))).tolist()
-            starts_phase_two = counts["phase"] == 1 and phase_two.add(rewarded)
-            if counts["phase"] == 1:
-                counts["phase1_trials"] += len(trajectories)
-            else:
-                counts["trials"] += len(trajectories)
-                counts["steps"] += n_steps
-            for key, value in (("perf/rewarded_fraction", float(np.mean(rewarded))),
-                               ("perf/reward_rate", float(np.sum(rewarded)) / max(n_steps * 0.1, 1e-9)),
-                               ("perf/distance_cm", float(outcome.get("distance_cm", torch.zeros(1)).mean()))):
-                window.setdefault(key, []).append(value)
-            if replay.trajectories_added >= hyper.warmup_trials:
-                pending_updates += n_steps / hyper.replay_period
-                while pending_updates >= 1:
-                    batch = replay.sample(hyper.batch_size, tenth=hyper.replay_draw == "tenth")
-                    for key, value in agent.update(batch, generator).items():
-                        window.setdefault(key, []).append(value)
-                    pending_updates -= 1
-            # phase switches, as events in the run log and a metric
-            if starts_phase_two:
-                counts["phase"] = 2
-                replay = make_replay(hyper, generator)
-                env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
-                log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
-            elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
-                # Never reaching phase II is a result of the study, not a failure: the run ends
-                # completed, flagged, with its phase-I policy as the checkpoint.
-                log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
-                               f"(model.phase1_max_trials; {phase_two.describe()})")
-            in_all = counts["trials"] + counts["phase1_trials"]
-            if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
-                log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
-            crossed = counts[unit] // every > before // every or counts[unit] >= total
-            if counts["phase"] >= 2 and crossed:
-                validation = validate(agent, config, hyper.validation_trials, device)
-                window.setdefault("val/reward_fraction", []).append(validation["reward_fraction"])
-                window.setdefault("val/reward_rate", []).append(validation["reward_rate"])
-                if counts["phase"] == 2 and validation["reward_fraction"] > hyper.phase3_reward_fraction:
-                    counts["phase"] = 3
-                    agent.set_learning_rate(hyper.late_learning_rate)
-                    log.note("phase", phase=3, trials=counts["trials"])
-            log.step = counts[unit]
-            phase1_report = in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - len(trajectories)) // 100
-            if crossed or phase1_report:
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                values = {k: float(np.mean(v)) for k, v in window.items()}
-                values.update({"train/phase": counts["phase"], "train/trials_per_s": (counts["trials"] + counts["phase1_trials"] - trials_before) / elapsed})
-                # The budget counts phase II+ trials only, so phase I is logged against its own count.
-                log.metrics(counts["phase1_trials"] if in_phase1 else counts[unit],
-                            {f"phase1/{k.split('/')[-1]}" if in_phase1 else k: v for k, v in values.items()})
-                log.step = counts[unit]  # progress counts the budget's trials, which phase I is not
-                window = {}
-            saved = crossed and counts["phase"] >= 2
-            if saved:
-                save(counts[unit])
-            if log.stop_requested or log.outcome:
-                if not saved:
-                    save(counts[unit])
+        tenth = hyper.replay_draw == "tenth"
+        while seed.counts[seed.unit] < seed.total:
+            trajectories, outcome = collect(seed.env, agent.actor, seed.noise(), seed.generator, device,
+                                            agent.actor_reads, hyper.uses_belief)
+            for _ in range(seed.take(trajectories, outcome)):
+                seed.record(agent.update(seed.replay.sample(hyper.batch_size, tenth=tenth), seed.generator))
+            if seed.end_round(lambda: validate(agent, run.config, hyper.validation_trials, device),
+                              agent.set_learning_rate, save):
                 return
 
     # Trained agents act and are evaluated on the CPU, where the evaluation environments are.

@@ -25,18 +25,15 @@ products sum in another order); tests/test_seed_groups_td3.py measures how close
 from __future__ import annotations
 
 import copy
-import time
 
-import numpy as np
 import torch
 from torch import nn
 
-from neurorl_cli.engines.base import load_checkpoint, package_versions, resolve_device
+from neurorl_cli.engines.base import package_versions, resolve_device
 from neurorl_cli.engines.native.td3 import (
-    STOP, TD3, VERSIONED, Hyper, Inputs, PhaseTwoRule, TD3Backend, explore, make_env, make_replay, mirrored, validate)
+    STOP, TD3, VERSIONED, Hyper, Inputs, SeedRun, TD3Backend, explore, validate)
 from neurorl_cli.interfaces import RunConfig
 from neurorl_cli.runlog import RunLog
-from neurorl_cli.specs import budget_total
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the solo trainer uses
 
@@ -359,100 +356,44 @@ def collect_group(group: GroupTD3, seeds: list[int], envs: list, noises: list[fl
 # -- the training loop -------------------------------------------------------------------------
 
 
-class _Seed:
-    """One seed's own side of the group: what `TD3Backend.train` keeps in its locals."""
-
-    def __init__(self, run: RunConfig, log: RunLog):
-        self.run, self.log = run, log
-        self.live = True
-
-
 def train_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
     """`TD3Backend.train` for every run of a seed group at once (see the module's docstring)."""
-    config = runs[0].config
-    hyper = Hyper(**config["model"]["hyper"])
+    hyper = Hyper(**runs[0].config["model"]["hyper"])
     device = torch.device(resolve_device(runs[0].device))
-    unit, total = budget_total(config)
-    every = runs[0].checkpoint_every
-    seeds: list[_Seed] = []
-    agents = []
+    seeds: list[SeedRun] = []
+    agents, rngs = [], []
     for run, log in zip(runs, logs):
-        s = _Seed(run, log)
         torch.manual_seed(run.seed)
-        s.generator = torch.Generator().manual_seed(run.seed + 1)
+        seed = SeedRun(run, log, hyper, device)
         agent = TD3(hyper, device)
-        s.rng = torch.get_rng_state()  # what solo's checkpoints store: nothing draws from it after the nets
-        s.counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
-        s.replay = make_replay(hyper, s.generator)
-        s.phase_two = PhaseTwoRule(hyper.phase2_rewarded, blocks=hyper.phase2_rule == "blocks")
+        rng = torch.get_rng_state()  # what solo's checkpoints store: nothing draws from it after the nets
         if run.resume_from:
-            saved = load_checkpoint(run.resume_from)
+            saved = seed.resume()
             agent.load_state_dict(saved["agent"])
-            s.counts = saved["counts"]
-            s.rng = saved["rng"]
-            s.generator.set_state(saved["generator"])
-            for trajectory in saved.get("replay", []):
-                s.replay.add(trajectory)
+            rng = saved["rng"]
         log.started(device=str(device), versions=package_versions(VERSIONED))
-        if s.counts["phase"] >= 3:
+        if seed.counts["phase"] >= 3:
             agent.set_learning_rate(hyper.late_learning_rate)
-        s.env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 1 + 7919 * (run.attempt - 1), device,
-                         **({"observation_noise": 0.0} if s.counts["phase"] == 1 else {}))
-        s.window = {}
-        s.started = time.perf_counter()
-        s.trials_before = s.counts["trials"] + s.counts["phase1_trials"]
-        s.pending = 0.0
-        seeds.append(s)
+        seed.begin()
+        seeds.append(seed)
         agents.append(agent)
+        rngs.append(rng)
     group = GroupTD3(agents)
+    live = []
+    for k, seed in enumerate(seeds):
+        if seed.counts[seed.unit] >= seed.total:  # a resumed seed with nothing left to do
+            seed.log.finish("completed")
+        else:
+            live.append(k)
 
-    def save(k: int, step: int) -> None:
-        s = seeds[k]
-        agent = group.sync(k)
-        state = {"agent": agent.state_dict(), "counts": dict(s.counts), "rng": s.rng,
-                 "generator": s.generator.get_state(), "hyper": hyper.model_dump(), "replay": list(s.replay.recent)}
-        s.log.checkpoint(step, lambda tmp: torch.save(state, tmp))
-
-    for k, s in enumerate(seeds):
-        if s.counts[unit] >= total:  # a resumed seed with nothing left to do
-            s.live = False
-            s.log.finish("completed")
-
-    while any(s.live for s in seeds):
-        live = [k for k, s in enumerate(seeds) if s.live]
-        for k in live:
-            s = seeds[k]
-            s.before, s.in_phase1 = s.counts[unit], s.counts["phase"] == 1
-        noises = [hyper.exploration[min(seeds[k].counts["phase"], len(hyper.exploration)) - 1] for k in live]
-        collected = collect_group(group, live, [seeds[k].env for k in live], noises,
+    tenth = hyper.replay_draw == "tenth"
+    while live:
+        collected = collect_group(group, live, [seeds[k].env for k in live], [seeds[k].noise() for k in live],
                                   [seeds[k].generator for k in live], device, hyper.uses_belief)
         owed = [0] * group.S
         for k, (trajectories, outcome) in zip(live, collected):
-            s = seeds[k]
-            s.n_trials = len(trajectories)
-            n_steps = int(outcome["steps"].sum())
-            for trajectory in trajectories:
-                s.replay.add(trajectory)
-                if s.counts["phase"] >= 2:
-                    s.replay.add(mirrored(trajectory))
-            rewarded = outcome.get("rewarded", torch.zeros(len(trajectories))).tolist()
-            s.starts_phase_two = s.counts["phase"] == 1 and s.phase_two.add(rewarded)
-            if s.counts["phase"] == 1:
-                s.counts["phase1_trials"] += len(trajectories)
-            else:
-                s.counts["trials"] += len(trajectories)
-                s.counts["steps"] += n_steps
-            for key, value in (("perf/rewarded_fraction", float(np.mean(rewarded))),
-                               ("perf/reward_rate", float(np.sum(rewarded)) / max(n_steps * 0.1, 1e-9)),
-                               ("perf/distance_cm", float(outcome.get("distance_cm", torch.zeros(1)).mean()))):
-                s.window.setdefault(key, []).append(value)
-            if s.replay.trajectories_added >= hyper.warmup_trials:
-                s.pending += n_steps / hyper.replay_period
-                while s.pending >= 1:
-                    owed[k] += 1
-                    s.pending -= 1
+            owed[k] = seeds[k].take(trajectories, outcome)
         # The round's updates: update j moves every seed that owes more than j.
-        tenth = hyper.replay_draw == "tenth"
         for j in range(max(owed)):
             batches: list[dict | None] = [None] * group.S
             noise: list[torch.Tensor | None] = [None] * group.S
@@ -460,58 +401,16 @@ def train_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
                 if owed[k] > j:
                     s = seeds[k]
                     batches[k] = s.replay.sample(hyper.batch_size, tenth=tenth)
-                    shape = (*batches[k]["reward"].shape, 2)
-                    noise[k] = torch.randn(shape, generator=s.generator) * hyper.target_noise
+                    noise[k] = torch.randn((*batches[k]["reward"].shape, 2), generator=s.generator) * hyper.target_noise
             for k, values in enumerate(group.update(batches, noise)):
                 if values is not None:
-                    for key, value in values.items():
-                        seeds[k].window.setdefault(key, []).append(value)
-        for k in live:
-            s, log, run = seeds[k], seeds[k].log, seeds[k].run
-            counts = s.counts
-            if s.starts_phase_two:
-                counts["phase"] = 2
-                s.replay = make_replay(hyper, s.generator)
-                s.env = make_env(config, hyper.trials_per_batch, run.seed * 1_000 + 2, device)
-                log.note("phase", phase=2, after_phase1_trials=counts["phase1_trials"])
-            elif counts["phase"] == 1 and counts["phase1_trials"] >= hyper.phase1_max_trials:
-                log.outcome = (f"phase I only: no phase switch after {counts['phase1_trials']:,} phase-I trials "
-                               f"(model.phase1_max_trials; {s.phase_two.describe()})")
-            in_all = counts["trials"] + counts["phase1_trials"]
-            if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
-                log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
-            crossed = counts[unit] // every > s.before // every or counts[unit] >= total
-            if counts["phase"] >= 2 and crossed:
-                validation = validate(group.sync(k, optimizers=False), config, hyper.validation_trials, device)
-                s.window.setdefault("val/reward_fraction", []).append(validation["reward_fraction"])
-                s.window.setdefault("val/reward_rate", []).append(validation["reward_rate"])
-                if counts["phase"] == 2 and validation["reward_fraction"] > hyper.phase3_reward_fraction:
-                    counts["phase"] = 3
-                    group.set_learning_rate(k, hyper.late_learning_rate)
-                    log.note("phase", phase=3, trials=counts["trials"])
-            log.step = counts[unit]
-            phase1_report = s.in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - s.n_trials) // 100
-            if crossed or phase1_report:
-                elapsed = max(time.perf_counter() - s.started, 1e-9)
-                values = {key: float(np.mean(v)) for key, v in s.window.items()}
-                values.update({"train/phase": counts["phase"],
-                               "train/trials_per_s": (counts["trials"] + counts["phase1_trials"] - s.trials_before) / elapsed})
-                log.metrics(counts["phase1_trials"] if s.in_phase1 else counts[unit],
-                            {f"phase1/{key.split('/')[-1]}" if s.in_phase1 else key: v for key, v in values.items()})
-                log.step = counts[unit]
-                s.window = {}
-            saved = crossed and counts["phase"] >= 2
-            if saved:
-                save(k, counts[unit])
-            if log.outcome or counts[unit] >= total:
-                if not saved:
-                    save(k, counts[unit])
-                s.live = False
-                log.finish("completed")
-            elif log.stop_requested:
-                if not saved:
-                    save(k, counts[unit])
-                s.live = False  # the worker writes its status
+                    seeds[k].record(values)
+        for k in list(live):
+            seed = seeds[k]
+            if seed.end_round(lambda: validate(group.sync(k, optimizers=False), seed.config, hyper.validation_trials, device),
+                              lambda lr: group.set_learning_rate(k, lr),
+                              lambda step: seed.save(step, group.sync(k).state_dict(), rngs[k])):
+                live.remove(k)
 
 
 class GroupTD3Backend(TD3Backend):
