@@ -232,3 +232,25 @@ def test_batch_major_input_is_rejected():
 
 def test_module_constants():
     assert (firefly.OBS_DIM, firefly.ACTION_DIM, firefly.EKF_BELIEF_DIM) == (6, 2, 13)
+
+
+@pytest.mark.parametrize("name", [*ACTORS, *CRITICS, "MLPActor", "MLPCritic"])
+def test_seed_stacked_net_equals_each_seed_net(name):
+    """stack_nets (the seed groups' and the batched evaluation's nets): seed s of the stacked net
+    computes what net s computes alone, across a split sequence with the state carried, and its
+    parameters keep the single net's names (checkpoints and optimizers are read by name)."""
+    make = make_actor if name in ACTORS or name == "MLPActor" else make_critic
+    nets = [make(name) for _ in range(3)]
+    stacked = firefly.stack_nets(nets)
+    assert [n for n, _ in stacked.named_parameters()] == [n for n, _ in nets[0].named_parameters()]
+    dim = firefly.EKF_BELIEF_DIM if name.startswith("MLP") else OBS
+    x, a = torch.randn(3, T, B, dim), torch.rand(3, T, B, ACT) * 2 - 1
+    inputs = (lambda sl: (x[:, sl],)) if make is make_actor else (lambda sl: (x[:, sl], a[:, sl]))
+    *first, state = stacked(*inputs(slice(0, 3)), None)
+    *rest, _ = stacked(*inputs(slice(3, T)), state)
+    for s, net in enumerate(nets):
+        *alone, _ = net(*(v[s] for v in inputs(slice(None))), None)
+        for whole, head, tail in zip(alone, first, rest):
+            torch.testing.assert_close(torch.cat([head[s], tail[s]]), whole, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"\(S, T, B|leading seed dimension"):
+        (stacked(x[0], None) if make is make_actor else stacked(x[0], a[0], None))

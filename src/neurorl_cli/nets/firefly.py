@@ -43,8 +43,7 @@ holistic LSTM is sized for that), so the comparison is of wiring, not of capacit
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import copy
 from abc import ABC, abstractmethod
 
 import torch
@@ -61,50 +60,84 @@ FC_SIZE = 300
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
-_PLAIN_LSTM = contextvars.ContextVar("plain_lstm", default=False)
+def _lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> LSTMState:
+    """nn.LSTM's cell from its summed gate pre-activations (i, f, g, o), in few ops: one sigmoid
+    over all four (g then takes tanh of its own slice)."""
+    H = c.shape[-1]
+    gate = torch.sigmoid(gates)
+    c = gate[..., H:2 * H] * c + gate[..., :H] * torch.tanh(gates[..., 2 * H:3 * H])
+    return gate[..., 3 * H:] * torch.tanh(c), c
 
 
-@contextlib.contextmanager
-def plain_lstm():
-    """Inside this block the nets' LSTMs run as plain tensor ops, which `torch.func.vmap` can
-    batch over stacked weights (aten::lstm has no batching rule): many checkpoints then act in
-    one pass (engines/td3.py `evaluate_many`)."""
-    token = _PLAIN_LSTM.set(True)
-    try:
-        yield
-    finally:
-        _PLAIN_LSTM.reset(token)
+# ------------------------------------------------------------------- S seeds' nets as one
 
 
-class LSTM(nn.LSTM):
-    """nn.LSTM (same parameters, same state dict) that can also run step by step in plain ops."""
+class SeedLinear(nn.Module):
+    """S nn.Linear layers of one shape as one: x (S, ..., in) -> (S, ..., out), seed s through
+    its own weight (S, out, in) and bias (S, out), in one batched product."""
 
-    def forward(self, x, state=None):
-        if not _PLAIN_LSTM.get():
-            return super().forward(x, state)
+    def __init__(self, layers: list[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        S, out = self.weight.shape[:2]
+        if x.dim() < 2 or x.shape[0] != S:  # a reshape would silently spread one seed's rows over all
+            raise ValueError(f"expected a leading seed dimension of {S}; got {tuple(x.shape)}")
+        y = torch.baddbmm(self.bias.unsqueeze(1), x.reshape(S, -1, x.shape[-1]), self.weight.transpose(1, 2))
+        return y.view(*x.shape[:-1], out)
+
+
+class SeedLSTM(nn.Module):
+    """S nn.LSTM layers of one shape as one, parameters named as nn.LSTM's with a leading seed
+    dimension: x (S, T, B, in) -> (S, T, B, H), state (h, c) each (S, num_layers, B, H)."""
+
+    def __init__(self, layers: list[nn.LSTM]):
+        super().__init__()
+        self.num_layers, self.hidden_size = layers[0].num_layers, layers[0].hidden_size
+        for name, _ in layers[0].named_parameters():
+            setattr(self, name, nn.Parameter(torch.stack([getattr(layer, name).detach() for layer in layers])))
+
+    def forward(self, x: torch.Tensor, state: LSTMState | None = None):
+        S, T, B, _ = x.shape
         if state is None:
-            zeros = x.new_zeros(self.num_layers, x.shape[1], self.hidden_size)
+            zeros = x.new_zeros(S, self.num_layers, B, self.hidden_size)
             state = (zeros, zeros)
-        hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
-        # Layer by layer: each layer's input projection (and both biases) for the whole sequence
-        # in one product, then only the recurrent product per step (the seed groups' updates run
-        # these steps many times, so fewer ops per step is most of their Python overhead).
-        H = self.hidden_size
+        hs, cs = list(state[0].unbind(1)), list(state[1].unbind(1))
         for layer in range(self.num_layers):
-            projected = (x @ getattr(self, f"weight_ih_l{layer}").T
-                         + (getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")))
-            w_hh = getattr(self, f"weight_hh_l{layer}").T
+            # The input's product for the whole sequence at once, then per step only the
+            # recurrent one, time-major so that each step's slice is contiguous.
+            bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
+            w_ih = getattr(self, f"weight_ih_l{layer}")
+            projected = torch.baddbmm(bias.unsqueeze(1), x.reshape(S, T * B, -1), w_ih.transpose(1, 2))
+            projected = projected.view(S, T, B, -1).transpose(0, 1).contiguous()
+            w_hh = getattr(self, f"weight_hh_l{layer}").transpose(1, 2)
             h, c = hs[layer], cs[layer]
             outputs = []
             for p_t in projected.unbind(0):
-                gates = p_t + h @ w_hh
-                gate = torch.sigmoid(gates)  # i, f, (g: tanh instead), o
-                c = gate[..., H:2 * H] * c + gate[..., :H] * torch.tanh(gates[..., 2 * H:3 * H])
-                h = gate[..., 3 * H:] * torch.tanh(c)
+                h, c = _lstm_cell(torch.baddbmm(p_t, h, w_hh), c)
                 outputs.append(h)
             hs[layer], cs[layer] = h, c
-            x = torch.stack(outputs)
-        return x, (torch.stack(hs), torch.stack(cs))
+            x = torch.stack(outputs, dim=1)
+        return x, (torch.stack(hs, dim=1), torch.stack(cs, dim=1))
+
+
+def stack_nets(nets: list[nn.Module]) -> nn.Module:
+    """S nets of one architecture as one net of the same class whose calls take and give a
+    leading seed dimension (S, ...), recurrent states included: each Linear and LSTM becomes its
+    seed-stacked form, parameter names unchanged. Seed groups train this one net; batched
+    products instead of `torch.func.vmap`, whose unfused LSTM backward cost more per seed than
+    training the seeds one by one."""
+    stacked = copy.deepcopy(nets[0])
+    for name, module in list(stacked.named_modules()):
+        if isinstance(module, (nn.Linear, nn.LSTM)):
+            layers = [net.get_submodule(name) for net in nets]
+            parent, _, attr = name.rpartition(".")
+            setattr(stacked.get_submodule(parent), attr, (SeedLinear if isinstance(module, nn.Linear) else SeedLSTM)(layers))
+    for module in stacked.modules():
+        module.seed_dims = 1
+    return stacked
 
 
 def init_weights_(module: nn.Module) -> None:
@@ -129,10 +162,11 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _check_seq(x: torch.Tensor, dim: int, what: str) -> None:
+def _check_seq(x: torch.Tensor, dim: int, what: str, seed_dims: int = 0) -> None:
     # A (B, features) tensor would silently be read as T=B, B=features by nn.LSTM.
-    if x.dim() != 3 or x.shape[-1] != dim:
-        raise ValueError(f"{what} must be time-major (T, B, {dim}); got {tuple(x.shape)}")
+    if x.dim() != 3 + seed_dims or x.shape[-1] != dim:
+        shape = "(S, T, B" if seed_dims else "(T, B"
+        raise ValueError(f"{what} must be time-major {shape}, {dim}); got {tuple(x.shape)}")
 
 
 def _mlp(in_dim: int, sizes: tuple[int, ...]) -> nn.ModuleList:
@@ -161,19 +195,20 @@ class RecurrentActor(nn.Module):
 
     rnn_size: int = RNN_SIZE
     num_layers: int = 1
+    seed_dims = 0  # 1 in the seed-stacked copy (stack_nets)
     fc_sizes: tuple[int, ...] = ()
 
     def __init__(self, obs_dim: int = OBS_DIM, action_dim: int = ACTION_DIM):
         super().__init__()
         self.obs_dim, self.action_dim = obs_dim, action_dim
         # Registered in forward order, so listing the children reads as the architecture.
-        self.rnn = LSTM(obs_dim, self.rnn_size, num_layers=self.num_layers)
+        self.rnn = nn.LSTM(obs_dim, self.rnn_size, num_layers=self.num_layers)
         self.fc = _mlp(self.rnn_size, self.fc_sizes)
         self.out = nn.Linear(self.fc_sizes[-1] if self.fc_sizes else self.rnn_size, action_dim)
         self.apply(init_weights_)
 
     def forward(self, obs_seq: torch.Tensor, state: LSTMState | None = None):
-        _check_seq(obs_seq, self.obs_dim, "obs_seq")
+        _check_seq(obs_seq, self.obs_dim, "obs_seq", self.seed_dims)
         h, state = self.rnn(obs_seq, state)
         return torch.tanh(self.out(_relu_stack(self.fc, h))), state
 
@@ -204,7 +239,7 @@ class _ActionInLSTMQ(nn.Module):
 
     def __init__(self, obs_dim, action_dim, rnn_size, num_layers, fc_sizes):
         super().__init__()
-        self.rnn = LSTM(obs_dim + action_dim, rnn_size, num_layers=num_layers)
+        self.rnn = nn.LSTM(obs_dim + action_dim, rnn_size, num_layers=num_layers)
         self.fc = _mlp(rnn_size, fc_sizes)
         self.out = nn.Linear(fc_sizes[-1] if fc_sizes else rnn_size, 1)
 
@@ -220,8 +255,8 @@ class _StackedLSTMQ(nn.Module):
 
     def __init__(self, obs_dim, action_dim, rnn_size):
         super().__init__()
-        self.rnn = LSTM(obs_dim, rnn_size)
-        self.rnn_action = LSTM(rnn_size + action_dim, rnn_size)
+        self.rnn = nn.LSTM(obs_dim, rnn_size)
+        self.rnn_action = nn.LSTM(rnn_size + action_dim, rnn_size)
         self.out = nn.Linear(rnn_size, 1)
 
     def forward(self, obs, action, state=None):
@@ -238,7 +273,7 @@ class _LateActionQ(nn.Module):
 
     def __init__(self, obs_dim, action_dim, rnn_size, fc_sizes):
         super().__init__()
-        self.rnn = LSTM(obs_dim, rnn_size)
+        self.rnn = nn.LSTM(obs_dim, rnn_size)
         self.fc = _mlp(rnn_size + action_dim, fc_sizes)
         self.out = nn.Linear(fc_sizes[-1], 1)
 
@@ -261,6 +296,8 @@ class TwinCritic(nn.Module, ABC):
     `state` for q1 is the first network's own state alone, i.e. forward(...)[2][0].
     """
 
+    seed_dims = 0  # 1 in the seed-stacked copy (stack_nets)
+
     def __init__(self, obs_dim: int = OBS_DIM, action_dim: int = ACTION_DIM):
         super().__init__()
         self.obs_dim, self.action_dim = obs_dim, action_dim
@@ -273,9 +310,9 @@ class TwinCritic(nn.Module, ABC):
         """One Q network; each critic class wires it its own way."""
 
     def _check(self, obs_seq, action_seq):
-        _check_seq(obs_seq, self.obs_dim, "obs_seq")
-        _check_seq(action_seq, self.action_dim, "action_seq")
-        if obs_seq.shape[:2] != action_seq.shape[:2]:
+        _check_seq(obs_seq, self.obs_dim, "obs_seq", self.seed_dims)
+        _check_seq(action_seq, self.action_dim, "action_seq", self.seed_dims)
+        if obs_seq.shape[:-1] != action_seq.shape[:-1]:
             raise ValueError(
                 f"obs_seq {tuple(obs_seq.shape)} and action_seq {tuple(action_seq.shape)} "
                 "differ in (T, B)"

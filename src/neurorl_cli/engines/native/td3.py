@@ -613,10 +613,8 @@ class TD3Backend:
     def evaluate_many(self, config: dict, checkpoints: list[Path], protocol: dict, device: str = "cpu"):
         """Several checkpoints under one protocol in one batched pass: each meets the same trials
         it would meet alone (the env's `copies`), and the nets of one architecture act together
-        through `torch.func.vmap` over their stacked weights. One result per checkpoint, in order:
+        through their stacked weights. One result per checkpoint, in order:
         (metrics, rows), or the exception that kept it from loading."""
-        from neurorl_cli.nets.firefly import plain_lstm
-
         results: list = [None] * len(checkpoints)
         groups: dict[tuple, list[tuple[int, tuple]]] = {}
         for i, path in enumerate(checkpoints):
@@ -632,8 +630,7 @@ class TD3Backend:
             env = protocol_env(config, protocol, copies=len(members))
             actor = Stacked([nets[1] for _, nets in members])
             critic = Stacked([nets[2] for _, nets in members])
-            with plain_lstm():
-                rows, _ = run_trials(actor, env, critic, hyper)
+            rows, _ = run_trials(actor, env, critic, hyper)
             per = protocol["trials"]
             for k, (i, _) in enumerate(members):
                 mine = rows[k * per:(k + 1) * per]
@@ -654,32 +651,24 @@ def load_nets(checkpoint: Path):
 
 
 class Stacked:
-    """K nets of one architecture acting as one on K equal blocks of a batch: `torch.func.vmap`
-    over their stacked weights, with the call and the output of the single net (recurrent state
-    kept stacked). Needs `plain_lstm()` around it when the nets hold LSTMs."""
+    """K nets of one architecture acting as one on K equal blocks of a batch, with the call and
+    the output of the single net (recurrent state kept stacked): the seed-stacked net of
+    nets/firefly.py `stack_nets`, its leading dimension the K blocks."""
 
     def __init__(self, nets: list[torch.nn.Module]):
-        from torch.func import stack_module_state
+        from neurorl_cli.nets.firefly import stack_nets
 
         self.k = len(nets)
-        self.params, self.buffers = stack_module_state(nets)
-        self.base = copy.deepcopy(nets[0]).to("meta")
+        self.net = stack_nets(nets)
 
     def __call__(self, *inputs_and_state):
         """`(x, state)` for actors, `(obs, action, state)` for critics, as the single nets."""
-        from torch.func import functional_call, vmap
-
         *inputs, state = inputs_and_state
-
-        def one(params, buffers, xs, s):
-            *values, new_state = functional_call(self.base, (params, buffers), (*xs, s))
-            return (*values, torch.zeros(()) if new_state is None else new_state)  # vmap returns tensors only
-
         k = self.k
-        blocks = tuple(x.reshape(x.shape[0], k, -1, x.shape[-1]).transpose(0, 1) for x in inputs)  # (K, T, n, d)
-        *values, new_state = vmap(one, in_dims=(0, 0, 0, None if state is None else 0))(self.params, self.buffers, blocks, state)
+        blocks = (x.reshape(x.shape[0], k, -1, x.shape[-1]).transpose(0, 1) for x in inputs)  # (K, T, n, d)
+        *values, new_state = self.net(*blocks, state)
         merged = [v.transpose(0, 1).reshape(v.shape[1], -1, *v.shape[3:]) for v in values]  # (T, K n, ...)
-        return (*merged, None if isinstance(new_state, torch.Tensor) else new_state)
+        return (*merged, new_state)
 
 
 def protocol_env(config: dict, protocol: dict, copies: int = 1):

@@ -1,10 +1,10 @@
 """Seed groups of the firefly TD3 trainer: S seeds of one config trained in one process as one
 batched computation.
 
-The seeds' actors, critics and target nets live as stacked tensors with a leading seed
-dimension (`torch.func.stack_module_state`), and every forward and backward runs once for the
-group through `torch.func.vmap` over `functional_call` (the nets' LSTMs as plain ops,
-nets/firefly.py `plain_lstm`). Everything else a seed has stays its own, as `TD3Backend.train`
+The seeds' actors, critics and target nets are each one seed-stacked net (nets/firefly.py
+`stack_nets`: batched products over weights with a leading seed dimension), so every forward
+and backward runs once for the group; the seeds due an update are picked out of the stacked
+weights (`functional_call`). Everything else a seed has stays its own, as `TD3Backend.train`
 keeps it: its replay, its random streams (`torch.manual_seed(seed)` for the nets,
 a generator seeded `seed + 1` for exploration, replay draws and target smoothing, in solo's
 order), its environment and EKF filter, its phase, its run log and checkpoints (in solo's
@@ -23,8 +23,6 @@ products sum in another order); tests/test_seed_groups_td3.py measures how close
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
@@ -76,19 +74,20 @@ class GroupTD3:
     state is written back into for checkpoints and validation (`sync`)."""
 
     def __init__(self, agents: list):
-        from torch.func import stack_module_state
+        from neurorl_cli.nets.firefly import stack_nets
 
         self.agents = agents
         self.S = len(agents)
         self.hyper = hyper = agents[0].hyper
         self.actor_reads, self.critic_reads = hyper.reads("actor"), hyper.reads("critic")
-        self.actor_base = copy.deepcopy(agents[0].actor).to("meta")
-        self.critic_base = copy.deepcopy(agents[0].critic).to("meta")
-        self.q1_base = _Q1(self.critic_base)
+        self.modules = {name: stack_nets([getattr(a, name) for a in agents])
+                        for name in ("actor", "critic", "actor_target", "critic_target")}
+        self.q1 = _Q1(self.modules["critic"])
         self.nets: dict[str, dict[str, torch.Tensor]] = {}
-        for name in ("actor", "critic", "actor_target", "critic_target"):
-            params, _ = stack_module_state([getattr(a, name) for a in agents])
-            self.nets[name] = {k: (v if name in ("actor", "critic") else v.detach()) for k, v in params.items()}
+        for name, module in self.modules.items():
+            if name.endswith("_target"):
+                module.requires_grad_(False)
+            self.nets[name] = dict(module.named_parameters())
         # Adam per net: moments stacked, steps and learning rates per seed (read from the solo optimizers).
         self.moments: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
         self.steps: dict[str, list[int]] = {}
@@ -147,41 +146,33 @@ class GroupTD3:
 
     # -- acting
     def actor_params(self, seeds: list[int]) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            if seeds == list(range(self.S)):
-                return {k: v.detach() for k, v in self.nets["actor"].items()}
-            index = torch.tensor(seeds)
-            return {k: v.detach()[index] for k, v in self.nets["actor"].items()}
+        return self._subset("actor", None if seeds == list(range(self.S)) else torch.tensor(seeds), detach=True)
 
     def act(self, params: dict, x: torch.Tensor, state):
         """One step of the seeds' actors: x (K, n, d) -> actions (K, n, 2), stacked state."""
-        from torch.func import functional_call, vmap
+        from torch.func import functional_call
 
-        from neurorl_cli.nets.firefly import plain_lstm
-
-        base = self.actor_base
-
-        def one(p, xs, s):
-            action, new = functional_call(base, p, (xs[None], s))
-            return action[0], (torch.zeros(()) if new is None else new)
-
-        with plain_lstm():
-            action, new = vmap(one, in_dims=(0, 0, None if state is None else 0))(params, x, state)
-        return action, (None if isinstance(new, torch.Tensor) else new)
+        action, state = functional_call(self.modules["actor"], params, (x[:, None], state))
+        return action[:, 0], state
 
     # -- learning
-    def _subset(self, params: dict, index) -> dict:
+    def _subset(self, name: str, index, detach: bool = False) -> dict[str, torch.Tensor]:
+        """A net's stacked parameters for the seeds in `index` (None: all)."""
+        params = self.nets[name]
+        if detach:
+            params = {k: v.detach() for k, v in params.items()}
         return params if index is None else {k: v[index] for k, v in params.items()}
+
+    def _call(self, name: str, params: dict, *args):
+        from torch.func import functional_call
+
+        return functional_call(self.q1 if name == "q1" else self.modules[name], params, args)
 
     def update(self, batches: list[dict | None], noises: list[torch.Tensor | None]) -> list[dict | None]:
         """One TD3 update for every seed with a batch (the others are left as they are):
         `batches[i]` seed i's replay sample (T, B, ...), `noises[i]` its target-smoothing noise
         (randn * target_noise, drawn after the sample as solo does). Per seed, the metrics solo's
         `TD3.update` returns."""
-        from torch.func import functional_call, vmap
-
-        from neurorl_cli.nets.firefly import plain_lstm
-
         h = self.hyper
         due = [i for i, b in enumerate(batches) if b is not None]
         if not due:
@@ -202,35 +193,28 @@ class GroupTD3:
         act, rew, done = stacked("action"), stacked("reward"), stacked("done")
         valid = _pad([torch.ones(t, b) for t, b in shapes])
         count = torch.tensor([float(t * b) for t, b in shapes])
-        eps = _pad([noises[i] for i in due])
         actor_in, actor_next = now_and_next(self.actor_reads)
         critic_in, critic_next = now_and_next(self.critic_reads)
-        actor_base, critic_base, q1_base = self.actor_base, self.critic_base, self.q1_base
-        gamma, clip = h.gamma, h.target_noise_clip
 
-        def target(ap, cp, a_in, a_next, c_in, c_next, a, r, d, e):
-            _, state = functional_call(actor_base, ap, (a_in[:1],))
-            next_act = _smooth_with(functional_call(actor_base, ap, (a_next, state))[0], e, clip)
-            _, _, cstate = functional_call(critic_base, cp, (c_in[:1], a[:1]))
-            q1n, q2n, _ = functional_call(critic_base, cp, (c_next, next_act, cstate))
-            return r + (1 - d) * gamma * torch.minimum(q1n, q2n)
+        def per_seed(x, valid=valid, count=count):  # (K, T, B) -> (K,): the mean over each seed's real steps
+            return (x * valid).sum(dim=(1, 2)) / count
 
-        def critic_loss(cp, c_in, a, y, m, n):
-            q1, q2, _ = functional_call(critic_base, cp, (c_in, a))
-            loss = ((q1 - y) ** 2 * m).sum() / n + ((q2 - y) ** 2 * m).sum() / n
-            return loss, (q1 * m).sum() / n
-
-        with plain_lstm():
-            with torch.no_grad():
-                y = vmap(target)(self._subset(self.nets["actor_target"], index), self._subset(self.nets["critic_target"], index),
-                                 actor_in, actor_next, critic_in, critic_next, act, rew, done, eps)
-            critic_params = self.nets["critic"]
-            losses, q1_mean = vmap(critic_loss)(self._subset(critic_params, index), critic_in, act, y, valid, count)
-            grads = torch.autograd.grad(losses.sum(), list(critic_params.values()))
+        with torch.no_grad():
+            actor_target, critic_target = self._subset("actor_target", index), self._subset("critic_target", index)
+            _, state = self._call("actor_target", actor_target, actor_in[:, :1])
+            next_act = _smooth_with(self._call("actor_target", actor_target, actor_next, state)[0],
+                                    _pad([noises[i] for i in due]), h.target_noise_clip)
+            _, _, state = self._call("critic_target", critic_target, critic_in[:, :1], act[:, :1])
+            q1_next, q2_next, _ = self._call("critic_target", critic_target, critic_next, next_act, state)
+            y = rew + (1 - done) * h.gamma * torch.minimum(q1_next, q2_next)
+        q1, q2, _ = self._call("critic", self._subset("critic", index), critic_in, act)
+        losses = per_seed((q1 - y) ** 2) + per_seed((q2 - y) ** 2)
+        critic_params = self.nets["critic"]
+        grads = torch.autograd.grad(losses.sum(), list(critic_params.values()))
         mask = torch.zeros(self.S, dtype=torch.bool)
         mask[due] = True
         self._adam("critic", dict(zip(critic_params, grads)), mask, due)
-        critic_values, q1_values = losses.tolist(), q1_mean.tolist()
+        critic_values, q1_values = losses.tolist(), per_seed(q1.detach()).tolist()
         out: list[dict | None] = [None] * self.S
         for k, i in enumerate(due):
             out[i] = {"loss/critic": critic_values[k], "value/q1": q1_values[k]}
@@ -241,18 +225,13 @@ class GroupTD3:
             sub = None if len(acting) == len(due) else torch.tensor(acting)
             pick = (lambda x: x) if sub is None else (lambda x: x[sub])
             seed_index = None if len(seeds) == self.S else torch.tensor(seeds)
-            frozen = {k: v.detach() for k, v in self._subset(self.nets["critic"], seed_index).items()}
-
-            def actor_loss(ap, cp, a_in, c_in, m, n):
-                action = functional_call(actor_base, ap, (a_in,))[0]
-                q1 = functional_call(q1_base, {f"inner.{k}": v for k, v in cp.items()}, (c_in, action))[0]
-                return -(q1 * m).sum() / n
-
+            # The critic frozen (detached) for the actor's loss, as solo's requires_grad_(False).
+            frozen = {f"inner.{k}": v for k, v in self._subset("critic", seed_index, detach=True).items()}
+            action = self._call("actor", self._subset("actor", seed_index), pick(actor_in))[0]
+            q1 = self._call("q1", frozen, pick(critic_in), action)[0]
+            actor_losses = -per_seed(q1, pick(valid), pick(count))
             actor_params = self.nets["actor"]
-            with plain_lstm():
-                actor_losses = vmap(actor_loss)(self._subset(actor_params, seed_index), frozen, pick(actor_in),
-                                                pick(critic_in), pick(valid), pick(count))
-                grads = torch.autograd.grad(actor_losses.sum(), list(actor_params.values()))
+            grads = torch.autograd.grad(actor_losses.sum(), list(actor_params.values()))
             amask = torch.zeros(self.S, dtype=torch.bool)
             amask[seeds] = True
             self._adam("actor", dict(zip(actor_params, grads)), amask, seeds)
@@ -417,9 +396,11 @@ class GroupTD3Backend(TD3Backend):
     """The TD3 trainer with seed groups: the engine loads this one (td3.py stays the solo trainer,
     which this module builds on)."""
 
-    # Grouped on request only, on a CPU: there one batched (vmap) update costs more per seed than
-    # a solo update in the fused LSTM kernels (measured at batch 16: 43-49 ms per seed at S = 4-16
-    # against 29 ms alone), so separate processes train faster. A GPU takes the group.
+    # Grouped on request only, on a CPU: there a solo update already runs at 60-80 % of one
+    # core's matrix-product peak (2.2 GFLOP in 28 ms at 30 steps; bench/td3_updates.py --flops),
+    # so stacking seeds cannot gain, and padding the seeds' different trajectory lengths to the
+    # longest costs (at S = 16: 0.7-0.8x solo's rate at equal lengths, 0.5x at mixed). A GPU,
+    # where one update leaves the device mostly idle, takes the group.
     group_default = {"cpu": 1, "cuda": 64}
 
     def train_group(self, runs: list[RunConfig], logs: list[RunLog]) -> None:
