@@ -56,3 +56,29 @@ def test_td3_trains_under_the_studys_options():
         log = RunLog(Path(tmp), heartbeat_every=0)
         TD3Backend().train(run, log)
         assert log.outcome and "64 trials in all" in log.outcome
+
+
+class _MoveThenStop(torch.nn.Module):
+    """Drives straight for three steps, then stops: rewarded only where the reward zone is wide."""
+
+    def forward(self, x, state=None):
+        t = 0 if state is None else state
+        action = torch.tensor([0.8, 0.0]) if t < 3 else torch.zeros(2)
+        return action.expand(*x.shape[:2], 2), t + 1
+
+
+def test_phase_three_judged_at_gain_one_or_under_any_condition():
+    """phase3_rule "any-condition" (the study's): the best rewarded fraction over the task's
+    protocol conditions decides; left out, gain 1 alone. A condition whose reward zone is wide
+    enough that any stop pays shows which one was read."""
+    from neurorl_cli.engines.native.td3 import TD3, Hyper, validate
+
+    (config,) = catalog.resolve(catalog.load_task("firefly"), catalog.load_model("td3-modular"), [])
+    config["task"]["protocols"] = {"gain1x": {"trials": 50, "seed": 1, "kwargs": {}},
+                                   "wide": {"trials": 50, "seed": 1, "kwargs": {"goal_radius": 5000.0}}}  # cm
+    for rule in (None, "any-condition"):
+        agent = TD3(Hyper(**config["model"]["hyper"], phase3_rule=rule), "cpu")
+        agent.actor = _MoveThenStop()
+        result = validate(agent, config, 50, "cpu")
+        assert result["reward_fraction"] < 0.5
+        assert result["phase3_fraction"] == (1.0 if rule else result["reward_fraction"])
