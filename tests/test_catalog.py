@@ -100,6 +100,16 @@ def test_overrides_are_type_checked():
             catalog.resolve(task, model, [bad])
 
 
+def test_settings_whose_default_is_made_by_a_factory_take_overrides():
+    # td3's per-phase exploration levels default to a list built by a factory: an override is typed
+    # by the list it makes (a scalar is refused in one line, not a crash in the error message).
+    task, model = catalog.load_task("firefly"), catalog.load_model("td3-modular")
+    (config,) = catalog.resolve(task, model, ["model.exploration=[0.8]"])
+    assert config["model"]["hyper"]["exploration"] == [0.8]
+    with pytest.raises(UserError, match=r"expected list like \[0.8, 0.5, 0.4\]"):
+        catalog.resolve(task, model, ["model.exploration=0.8"])
+
+
 def test_grid_and_list_values():
     task, model = catalog.load_task("perceptual-decision-making"), catalog.load_model("ppo")
     configs = catalog.resolve(task, model, ["model.n_steps=64,128", "model.net_arch=[32,32]"])

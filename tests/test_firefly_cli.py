@@ -190,11 +190,14 @@ def test_recordings_draw_the_tasks_own_reward_zone_and_visibility(tmp_path):
     assert firefly.render_frames(recording, "untrained", trials=1)
 
 
-# No firefly learning test runs here: measured over 6 seeds of ekf-td3 on an easier task (targets
-# at 100-200 cm, a 120-cm goal, no noise), the rewarded fraction within 1,500 phase-I trials rose
-# in some seeds and not in others (best 100-trial windows 0.10-0.57), and the phase switch can come
-# by chance before any update. The study's learning claims are measured over seeds by
-# `python bench/firefly.py learning` (10^4 trials per seed).
+# No firefly learning test runs here, because none measured is both reliable and affordable.
+# Every untrained actor (seeds 0-31) starts with |a| < 0.02, inside the stop band. Exploration
+# leaves a chosen stop unperturbed, as the study's code does, and the start threshold is judged on
+# the policy's own action, so the agent sits still until its actor drifts out of the band. In
+# td3-modular with phase I skipped, 96,000 steps each, only about a third of the seeds learned
+# (best reward rate 0.02-0.16; the others 0-0.007, a random joystick 0.002). A group of four
+# therefore passed about half the time. Figures and the criterion: tests/learning.py (FIREFLY_*);
+# `python bench/learning_tests.py firefly --groups 8` measures them.
 
 
 def test_a_resumed_run_goes_on_from_its_checkpoint_and_times_only_its_own_trials(neurorl_home, tmp_path):

@@ -324,7 +324,7 @@ class EngineBase:
 
     def setting_defaults(self, model: dict, prefix: str) -> dict[str, Any]:
         if prefix == "hyper.":
-            return {k: f.default for k, f in self.settings(model).model_fields.items()}
+            return {k: f.get_default(call_default_factory=True) for k, f in self.settings(model).model_fields.items()}
         return {}
 
     def label(self, model: BaseModel) -> str:

@@ -52,7 +52,7 @@ class SampleFactoryEngine(EngineBase):
             return {}
         from neurorl_cli.nets import retinal
 
-        defaults = {k: f.default for k, f in SampleFactoryHyper.model_fields.items()}
+        defaults = {k: f.get_default(call_default_factory=True) for k, f in SampleFactoryHyper.model_fields.items()}
         return {**defaults, **retinal.DEFAULTS[model["encoder"]]}  # typed by the encoder's own defaults
 
     def problem(self, model: dict, task: dict, offer: Offer) -> str | None:
