@@ -72,6 +72,11 @@ class NotOffered(RuntimeError):
     `train_group`, which the worker asks first and falls back from."""
 
 
+def field_defaults(settings: type[BaseModel]) -> dict[str, Any]:
+    """Each field's default, a factory's called (a bare `.default` is PydanticUndefined there)."""
+    return {k: f.get_default(call_default_factory=True) for k, f in settings.model_fields.items()}
+
+
 def env_seed(seed: int, index: int) -> int:
     """Each of a run's environments gets its own stream of trials, fixed by the run's seed."""
     return seed * 1_000 + index
@@ -324,7 +329,7 @@ class EngineBase:
 
     def setting_defaults(self, model: dict, prefix: str) -> dict[str, Any]:
         if prefix == "hyper.":
-            return {k: f.get_default(call_default_factory=True) for k, f in self.settings(model).model_fields.items()}
+            return field_defaults(self.settings(model))
         return {}
 
     def label(self, model: BaseModel) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from neurorl_cli.interfaces import EngineBase, Offer
+from neurorl_cli.interfaces import EngineBase, Offer, field_defaults
 from neurorl_cli.engines.sample_factory.settings import SampleFactoryHyper
 from neurorl_cli.specs import ModelSpecBase
 
@@ -52,8 +52,7 @@ class SampleFactoryEngine(EngineBase):
             return {}
         from neurorl_cli.nets import retinal
 
-        defaults = {k: f.get_default(call_default_factory=True) for k, f in SampleFactoryHyper.model_fields.items()}
-        return {**defaults, **retinal.DEFAULTS[model["encoder"]]}  # typed by the encoder's own defaults
+        return {**field_defaults(SampleFactoryHyper), **retinal.DEFAULTS[model["encoder"]]}  # typed by the encoder's own defaults
 
     def problem(self, model: dict, task: dict, offer: Offer) -> str | None:
         # The glue (glue.py) runs ViZDoom scenarios in sample-factory's own worker processes.
