@@ -14,7 +14,8 @@ phase I included). The full measurement takes hours per run on a CPU, so it can 
 parts: --minutes stops the runs in progress (each saves a checkpoint), and a later invocation
 with the same --home continues them from there and trains the seeds still missing. --window N
 trains each run only to N trials in all, phase I included (10000: the study's Fig. 1 window),
-and stops it there with a checkpoint. --set is passed to `train` for both models (for example
+and stops it there with a checkpoint, and the report ends with the study's comparison over the
+seeds trained through the window (`compare`). --set is passed to `train` for both models (for example
 `--set model.trials_per_batch=1`, the reference's schedule of updates inside each trial); use
 its own --home, since a registry's runs are told apart by model and seed only.
 
@@ -44,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from neurorl_cli.catalog import parse_seeds
+from neurorl_cli.home import from_stored
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("td3-modular", "td3-holistic")
@@ -74,7 +76,8 @@ def _runs(home: Path, model: str) -> dict[int, tuple[int, str, Path]]:
     rows = con.execute("SELECT r.seed, r.id, r.status, r.run_dir FROM run r JOIN experiment x ON x.id = r.experiment_id "
                        "WHERE x.name = ? ORDER BY r.id", (model,)).fetchall()
     con.close()
-    return {seed: (run, status, Path(run_dir)) for seed, run, status, run_dir in rows}
+    # Stored run directories are relative to the registry's runs folder.
+    return {seed: (run, status, Path(from_stored(run_dir, home / "runs"))) for seed, run, status, run_dir in rows}
 
 
 def _progress(run_dir: Path) -> dict:
@@ -155,16 +158,21 @@ def learning(args) -> None:
         curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
                   for seed in sorted({r[1] for r in mine})}
         final = [c[-1][1] for c in curves.values() if c]
+        # Fig. 1f plots the rewarded fraction over trials in all; Fig. 1's selection, the reward rate.
+        fractions = {seed: [(step, round(json.loads(m)["reward_fraction"], 3)) for _, s, step, m in mine if s == seed]
+                     for seed in curves}
         mine_runs = []
         for name, seed, status, run_dir, rate in runs:
             if name != model:
                 continue
-            progress = _progress(Path(run_dir))
-            # The study's Fig. 1 window is 10^4 trials in all, phase I included (MAX_TRAINING_T):
-            # the last checkpoint inside it. A run still in phase I has one, saved when it was
-            # stopped (step 0: the budget counts phase-II trials), the policy it had then.
+            progress = _progress(Path(from_stored(run_dir, home / "runs")))
+            # The study's Fig. 1f window is 10^4 trials in all, phase I included (MAX_TRAINING_T
+            # applied to ordered_episode): the last checkpoint inside it. A run still in phase I has
+            # one, saved when it was stopped (step 0: the budget counts phase-II trials), the
+            # policy it had then.
             limit = 0 if progress["in_phase1"] else FIG1_TRIALS - progress["phase1_trials"]
             inside = [v for step, v in curves.get(seed, []) if step <= limit]
+            inside_fraction = [v for step, v in fractions.get(seed, []) if step <= limit]
             # How far phase I got: the behaviour policy (exploration noise 0.8) over its last
             # 1000 phase-I trials inside the window.
             end = min(progress["phase1_trials"], FIG1_TRIALS)
@@ -172,6 +180,7 @@ def learning(args) -> None:
             mine_runs.append({
                 "seed": seed, "status": status, **progress, "trials_per_s": round(rate or 0, 2),
                 "reward_rate_at_1e4_trials_in_all": inside[-1] if inside else None,
+                "reward_fraction_at_1e4_trials_in_all": inside_fraction[-1] if inside_fraction else None,
                 "phase1_last_1000": {key: round(float(np.mean([v[f"phase1/{key}"] for v in tail])), 4) if tail else None
                                      for key in ("rewarded_fraction", "distance_cm")},
             })
@@ -183,7 +192,45 @@ def learning(args) -> None:
             "best_reward_rate": [max(v for _, v in c) for c in curves.values() if c],
             "curves": curves,
         }
+    if args.window:
+        report["comparison"] = compare(report, args.window)
     print(json.dumps(report, indent=1))
+
+
+def compare(report: dict, window: int) -> dict:
+    """The study's figures over the seeds that have trained through the window (runs still short
+    of it are left out and counted): per model the fraction that reached phase II inside it, with
+    a Wilson 95 % interval, the reward rate at its end (mean, bootstrap 95 % interval) and the
+    rewarded fraction (Fig. 1f's measure); the
+    difference tested by Fisher's exact test (fractions) and Mann-Whitney's U (reward rates),
+    two-sided."""
+    from scipy.stats import binomtest, fisher_exact, mannwhitneyu
+
+    from neurorl_cli.analysis.stats import bootstrap_ci
+
+    out, counts, rates = {}, {}, {}
+    for model in MODELS:
+        done = [r for r in report[model]["runs"]
+                if r["trials_in_all"] >= window or (r["status"] == "completed" and not r["in_phase1"])]
+        reached = sum(not r["in_phase1"] and r["phase1_trials"] < window for r in done)
+        counts[model] = (reached, len(done) - reached)
+        rates[model] = [r["reward_rate_at_1e4_trials_in_all"] or 0.0 for r in done]
+        fractions = [r["reward_fraction_at_1e4_trials_in_all"] or 0.0 for r in done]
+        entry = {"seeds_through_window": len(done), "seeds_short_of_it": len(report[model]["runs"]) - len(done),
+                 "reached_phase2": reached}
+        if done:
+            ci = binomtest(reached, len(done)).proportion_ci(0.95, method="wilson")
+            mean, lo, hi = bootstrap_ci(rates[model])
+            entry |= {"fraction_phase2": round(reached / len(done), 3), "fraction_phase2_ci95": [round(ci.low, 3), round(ci.high, 3)],
+                      "reward_rate_mean": round(mean, 4), "reward_rate_ci95": [round(lo, 4), round(hi, 4)],
+                      "reward_fraction_mean": round(float(np.mean(fractions)), 4)}
+        out[model] = entry
+    a, b = MODELS
+    if all(sum(counts[m]) for m in MODELS):
+        out["fisher_exact_p_phase2"] = round(float(fisher_exact([counts[a], counts[b]])[1]), 4)
+        if len(set(rates[a] + rates[b])) > 1:
+            out["mann_whitney_p_reward_rate"] = round(float(mannwhitneyu(rates[a], rates[b]).pvalue), 4)
+    return out
 
 
 def eval_speed(args) -> None:

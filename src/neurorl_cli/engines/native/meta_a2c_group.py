@@ -238,13 +238,19 @@ def _keep(seeds, stack, optim, env, keep: list[int]):
 
 
 def _unroll(stack, env, n: int, generators: list[torch.Generator], gamma: float):
-    """All seeds' episodes of one update: per-step tensors (T, S, n) and trial events."""
+    """All seeds' episodes of one update: per-step tensors (T, S, n) and trial events.
+
+    Per step only the network's forward joins the autograd graph: the sampling reads its logits
+    detached, and log-probabilities, entropies and masks are computed once over the whole unroll
+    (T, S, n, A). The arithmetic is the per-step one; a dozen fewer graph nodes per step make an
+    update about 1.15x faster at 16 seeds x 16 episodes (each op on such small tensors costs
+    mostly its dispatch, in the forward and again in the backward)."""
     S = len(generators)
     obs = env.reset()
     device = obs.device
     state = stack.initial_state(n, device)
     alive = torch.ones(S, n, dtype=torch.bool, device=device)
-    logps, values, entropies, rewards, masks = [], [], [], [], []
+    logits_t, values, actions, rewards, alives = [], [], [], [], []
     ends, corrects, positions = [], [], []
     step = stack.stepper()
     for _ in range(env.episode_steps):
@@ -253,35 +259,38 @@ def _unroll(stack, env, n: int, generators: list[torch.Generator], gamma: float)
         # torch.multinomial(probs, 1, True), which for one draw is argmax(probs / q) with q ~ Exp(1)
         # drawn as `empty_like(probs).exponential_(generator)`: the same q drawn per seed from its
         # stream, then one argmax for all seeds, is the same draw (tested) at an eighth of the cost.
-        logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-        probs = torch.softmax(logits, dim=-1)
+        with torch.no_grad():
+            probs = torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
         action = draw_actions(probs, generators)
         obs, reward, done, info = env.step(action.reshape(-1))
-        reward, done = reward.view(S, n), done.view(S, n)
-        mask = alive.float()
-        logps.append(logits.gather(-1, action.unsqueeze(-1)).squeeze(-1) * mask)
-        values.append(value * mask)
-        min_real = torch.finfo(logits.dtype).min
-        entropies.append(-(torch.clamp(logits, min=min_real) * probs).sum(-1) * mask)
-        rewards.append(reward * mask)
-        masks.append(mask)
+        logits_t.append(logits)
+        values.append(value)
+        actions.append(action)
+        rewards.append(reward.view(S, n))
+        alives.append(alive)
         ended = info["trial_end"].view(S, n) & alive
         if ended.any():
             ends.append(ended)
             corrects.append(info["correct"].view(S, n))
             if "position" in info:
                 positions.append(info["position"].view(S, n))
-        alive = alive & ~done
+        alive = alive & ~done.view(S, n)
         if not alive.any():
             break
-    rewards_t = torch.stack(rewards)
+    mask = torch.stack(alives).float()
+    logits = torch.stack(logits_t)
+    logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+    min_real = torch.finfo(logits.dtype).min
+    entropy = -(torch.clamp(logits, min=min_real) * torch.softmax(logits, dim=-1)).sum(-1)
+    logp = logits.gather(-1, torch.stack(actions).unsqueeze(-1)).squeeze(-1)
+    rewards_t = torch.stack(rewards) * mask
     returns = torch.zeros_like(rewards_t)
     running = torch.zeros(S, n, device=device)
     for t in range(len(rewards) - 1, -1, -1):
         running = rewards_t[t] + gamma * running
         returns[t] = running
-    steps = {"logp": torch.stack(logps), "value": torch.stack(values), "entropy": torch.stack(entropies),
-             "reward": rewards_t, "return": returns, "mask": torch.stack(masks)}
+    steps = {"logp": logp * mask, "value": torch.stack(values) * mask, "entropy": entropy * mask,
+             "reward": rewards_t, "return": returns, "mask": mask}
     trials = {"end": torch.stack(ends) if ends else None, "correct": torch.stack(corrects) if corrects else None,
               "position": torch.stack(positions) if positions and len(positions) == len(ends) else None}
     return steps, trials
