@@ -19,6 +19,14 @@ seeds trained through the window (`compare`). --set is passed to `train` for bot
 `--set model.trials_per_batch=1`, the reference's schedule of updates inside each trial); use
 its own --home, since a registry's runs are told apart by model and seed only.
 
+What the study's own published curves show (ryzhang1/Inductive_bias, model/training_curve/gain,
+one gain1x validation every 500 trials; only the seeds its authors kept): Actor3Critic5 seeds
+1, 2, 4, 5 left phase I after 3,500-10,500 trials (median 6,250), Actor1Critic1 seeds 0, 2, 3,
+4, 8, 12, 15, 18 after 10,000-22,500 (median 16,750). Inside 10^4 trials in all, 3 of the 4
+modular seeds and none of the 8 holistic ones had reached phase II. Fig. 1 selects seeds and
+checkpoints on phase-II trials below 10^4 and plots its curve (the rewarded fraction) over the
+first 10^4 trials in all.
+
 `eval` evaluates K checkpoints of td3-modular under gain1x both ways, in this process,
 alternating: one at a time (`TD3Backend.evaluate`, what `eval` does for other backends) and in
 one batched pass (`evaluate_many`, which `neurorl eval --all-checkpoints` uses). The
