@@ -120,7 +120,7 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
         if run and done(run):
             continue
         if run and run[1] in ("cancelled", "crashed"):
-            command = ("train", "--resume", str(run[0]))
+            command = ("train", "--resume", f"r{run[0]}")  # rN: a bare number can also name an experiment
         else:
             command = ("train", "firefly", model, "--seeds", str(seed), "--trials", str(args.trials),
                        "--name", model, "--device", args.device, *(a for kv in args.set for a in ("--set", kv)))
