@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from neurorl_cli.catalog import parse_seeds
-from neurorl_cli.home import from_stored
+from neurorl_cli.home import find_home, from_stored
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("td3-modular", "td3-holistic")
@@ -84,8 +84,14 @@ def _runs(home: Path, model: str) -> dict[int, tuple[int, str, Path]]:
     rows = con.execute("SELECT r.seed, r.id, r.status, r.run_dir FROM run r JOIN experiment x ON x.id = r.experiment_id "
                        "WHERE x.name = ? ORDER BY r.id", (model,)).fetchall()
     con.close()
-    # Stored run directories are relative to the registry's runs folder.
-    return {seed: (run, status, Path(from_stored(run_dir, home / "runs"))) for seed, run, status, run_dir in rows}
+    return {seed: (run, status, _run_dir(run_dir)) for seed, run, status, run_dir in rows}
+
+
+def _run_dir(stored: str) -> Path:
+    """A run directory as the registry stores it (relative to the runs root), made absolute
+    where the CLI's processes find it: find_home with learning's NEURORL_HOME (and NEURORL_RUNS,
+    which they inherit)."""
+    return Path(from_stored(stored, find_home().runs))
 
 
 def _progress(run_dir: Path) -> dict:
@@ -141,6 +147,7 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
 def learning(args) -> None:
     home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-")).resolve()
     home.mkdir(parents=True, exist_ok=True)
+    os.environ["NEURORL_HOME"] = str(home)  # for _run_dir, as for the CLI's processes
     print(f"registry: {home}", flush=True)
     start = time.perf_counter()
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
@@ -162,18 +169,19 @@ def learning(args) -> None:
     con.close()
     report: dict = {"this_invocation_minutes": round(minutes, 1), "trials": args.trials}
     for model in MODELS:
-        mine = [r for r in rows if r[0] == model]
-        curves = {seed: [(step, round(json.loads(m)["reward_rate"], 3)) for _, s, step, m in mine if s == seed]
-                  for seed in sorted({r[1] for r in mine})}
+        evaluated: dict[int, list[tuple[int, dict]]] = {}
+        for name, seed, step, metrics in rows:
+            if name == model:
+                evaluated.setdefault(seed, []).append((step, json.loads(metrics)))
+        # Fig. 1's selection reads the reward rate; its curve (Fig. 1f), the rewarded fraction.
+        curves, fractions = ({seed: [(step, round(m[key], 3)) for step, m in points] for seed, points in sorted(evaluated.items())}
+                             for key in ("reward_rate", "reward_fraction"))
         final = [c[-1][1] for c in curves.values() if c]
-        # Fig. 1f plots the rewarded fraction over trials in all; Fig. 1's selection, the reward rate.
-        fractions = {seed: [(step, round(json.loads(m)["reward_fraction"], 3)) for _, s, step, m in mine if s == seed]
-                     for seed in curves}
         mine_runs = []
         for name, seed, status, run_dir, rate in runs:
             if name != model:
                 continue
-            progress = _progress(Path(from_stored(run_dir, home / "runs")))
+            progress = _progress(_run_dir(run_dir))
             # The study's Fig. 1f window is 10^4 trials in all, phase I included (MAX_TRAINING_T
             # applied to ordered_episode): the last checkpoint inside it. A run still in phase I has
             # one, saved when it was stopped (step 0: the budget counts phase-II trials), the
@@ -209,17 +217,15 @@ def compare(report: dict, window: int) -> dict:
     """The study's figures over the seeds that have trained through the window (runs still short
     of it are left out and counted): per model the fraction that reached phase II inside it, with
     a Wilson 95 % interval, the reward rate at its end (mean, bootstrap 95 % interval) and the
-    rewarded fraction (Fig. 1f's measure); the
-    difference tested by Fisher's exact test (fractions) and Mann-Whitney's U (reward rates),
-    two-sided."""
+    rewarded fraction (Fig. 1f's measure); the difference tested by Fisher's exact test
+    (fractions) and Mann-Whitney's U (reward rates), two-sided."""
     from scipy.stats import binomtest, fisher_exact, mannwhitneyu
 
     from neurorl_cli.analysis.stats import bootstrap_ci
 
     out, counts, rates = {}, {}, {}
     for model in MODELS:
-        done = [r for r in report[model]["runs"]
-                if r["trials_in_all"] >= window or (r["status"] == "completed" and not r["in_phase1"])]
+        done = [r for r in report[model]["runs"] if r["trials_in_all"] >= window or r["status"] == "completed"]
         reached = sum(not r["in_phase1"] and r["phase1_trials"] < window for r in done)
         counts[model] = (reached, len(done) - reached)
         rates[model] = [r["reward_rate_at_1e4_trials_in_all"] or 0.0 for r in done]
