@@ -2,6 +2,7 @@
 evaluating many checkpoints in one batched pass against one at a time.
 
     python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M] [--window 10000] [--set K=V]...
+                                     [--results bench/results/firefly-study.jsonl]
     python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
     python bench/firefly.py speed    [--trials 400] [--runs 3] [--device cpu]
 
@@ -18,6 +19,12 @@ and stops it there with a checkpoint, and the report ends with the study's compa
 seeds trained through the window (`compare`). --set is passed to `train` for both models (for example
 `--set model.trials_per_batch=1`, the reference's schedule of updates inside each trial); use
 its own --home, since a registry's runs are told apart by model and seed only.
+
+--results FILE (with --window) makes the study outlive its scratch registries: each seed trained
+through the window is appended to FILE as one JSON line (its figures, the setup, the commit and
+the machine), seeds FILE already holds for the same setup are not trained again, and the
+comparison runs over every seed FILE holds for that setup. bench/results/firefly-study.jsonl is
+the study as measured so far; pass it to continue it.
 
 What the study's own published curves show (ryzhang1/Inductive_bias, model/training_curve/gain,
 one gain1x validation every 500 trials; only the seeds its authors kept): Actor3Critic5 seeds
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import signal
 import sqlite3
 import statistics
@@ -112,6 +120,58 @@ def _progress(run_dir: Path) -> dict:
             "trials_in_all": phase1 + phase2, "phase1_rows": rows}
 
 
+def _setup(args) -> dict:
+    """What a recorded seed's figures depend on besides model and seed (the code aside: the
+    commit is recorded with them)."""
+    return {"window": args.window, "trials": args.trials, "device": args.device, "set": sorted(args.set)}
+
+
+def _recorded(args) -> list[dict]:
+    """The seeds --results holds for this setup."""
+    path = Path(args.results) if args.results else None
+    if path is None or not path.exists():
+        return []
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["setup"] == _setup(args)]
+
+
+def _record(args, report: dict) -> None:
+    """Appends to --results the seeds of this registry trained through the window that it
+    does not hold yet (written whole to a temporary file, then renamed: never half a file)."""
+    path = Path(args.results)
+    held = {(r["model"], r["seed"]) for r in _recorded(args)}
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    new = [{"model": model, "seed": r["seed"], "setup": _setup(args), **_figures(r),
+            "trials_per_s": r["trials_per_s"], "commit": commit, "machine": _machine(),
+            "date": time.strftime("%Y-%m-%d")}
+           for model in MODELS for r in report[model]["runs"]
+           if _through(r, args.window) and (model, r["seed"]) not in held]
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text() if path.exists() else ""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(old + "".join(json.dumps(r) + "\n" for r in new))
+        os.replace(tmp, path)
+
+
+def _machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    return f"{names[0] if names else platform.processor()}, {os.cpu_count()} cores"
+
+
+def _through(run: dict, window: int) -> bool:
+    return run["trials_in_all"] >= window or run["status"] == "completed"
+
+
+def _figures(run: dict) -> dict:
+    """A seed's figures in the study's comparison."""
+    return {"in_phase1": run["in_phase1"], "phase1_trials": run["phase1_trials"], "trials_in_all": run["trials_in_all"],
+            "reward_rate": run["reward_rate_at_1e4_trials_in_all"] or 0.0,
+            "reward_fraction": run["reward_fraction_at_1e4_trials_in_all"] or 0.0}
+
+
 def _train(home: Path, model: str, args, deadline: float | None, threads: int) -> None:
     """One model's seeds in turn, one `train` command each: a run an earlier invocation
     stopped (or that crashed) continues from its last checkpoint, a missing seed is trained, a
@@ -121,7 +181,10 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
     def done(run) -> bool:
         return run[1] == "completed" or bool(args.window and _progress(run[2])["trials_in_all"] >= args.window)
 
+    recorded = {r["seed"] for r in _recorded(args) if r["model"] == model}
     for seed in parse_seeds(args.seeds):
+        if seed in recorded:
+            continue
         run = _runs(home, model).get(seed)
         if run and done(run):
             continue
@@ -209,28 +272,36 @@ def learning(args) -> None:
             "curves": curves,
         }
     if args.window:
-        report["comparison"] = compare(report, args.window)
+        if args.results:
+            _record(args, report)
+        # Every seed through the window: this registry's, and those --results holds from earlier parts.
+        seeds = {model: {r["seed"]: _figures(r) for r in report[model]["runs"] if _through(r, args.window)} for model in MODELS}
+        for r in _recorded(args):
+            seeds[r["model"]].setdefault(r["seed"], r)
+        short = {model: sum(not _through(r, args.window) and r["seed"] not in seeds[model] for r in report[model]["runs"])
+                 for model in MODELS}
+        report["comparison"] = compare(seeds, short, args.window)
     print(json.dumps(report, indent=1))
 
 
-def compare(report: dict, window: int) -> dict:
-    """The study's figures over the seeds that have trained through the window (runs still short
-    of it are left out and counted): per model the fraction that reached phase II inside it, with
-    a Wilson 95 % interval, the reward rate at its end (mean, bootstrap 95 % interval) and the
-    rewarded fraction (Fig. 1f's measure); the difference tested by Fisher's exact test
-    (fractions) and Mann-Whitney's U (reward rates), two-sided."""
+def compare(seeds: dict[str, dict[int, dict]], short: dict[str, int], window: int) -> dict:
+    """The study's figures over the seeds trained through the window (`_figures` per model and
+    seed; `short` counts the runs still short of it, left out): per model the fraction that
+    reached phase II inside it, with a Wilson 95 % interval, the reward rate at its end (mean,
+    bootstrap 95 % interval) and the rewarded fraction (Fig. 1f's measure); the difference
+    tested by Fisher's exact test (fractions) and Mann-Whitney's U (reward rates), two-sided."""
     from scipy.stats import binomtest, fisher_exact, mannwhitneyu
 
     from neurorl_cli.analysis.stats import bootstrap_ci
 
     out, counts, rates = {}, {}, {}
     for model in MODELS:
-        done = [r for r in report[model]["runs"] if r["trials_in_all"] >= window or r["status"] == "completed"]
+        done = [seeds[model][seed] for seed in sorted(seeds[model])]
         reached = sum(not r["in_phase1"] and r["phase1_trials"] < window for r in done)
         counts[model] = (reached, len(done) - reached)
-        rates[model] = [r["reward_rate_at_1e4_trials_in_all"] or 0.0 for r in done]
-        fractions = [r["reward_fraction_at_1e4_trials_in_all"] or 0.0 for r in done]
-        entry = {"seeds_through_window": len(done), "seeds_short_of_it": len(report[model]["runs"]) - len(done),
+        rates[model] = [r["reward_rate"] for r in done]
+        fractions = [r["reward_fraction"] for r in done]
+        entry = {"seeds": sorted(seeds[model]), "seeds_through_window": len(done), "seeds_short_of_it": short[model],
                  "reached_phase2": reached}
         if done:
             ci = binomtest(reached, len(done)).proportion_ci(0.95, method="wilson")
@@ -312,6 +383,9 @@ def main() -> None:
     p.add_argument("--window", type=int, default=None,
                    help="train each run only to this many trials in all, phase I included (the study's Fig. 1: 10000)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to `neurorl train` (both models)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help="with --window: seeds through it are appended here, seeds held here are not trained again, "
+                        "and the comparison runs over all of them (the study across sessions)")
     p = sub.add_parser("eval")
     p.add_argument("--checkpoints", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)
@@ -321,6 +395,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if getattr(args, "results", None) and not args.window:
+        parser.error("--results needs --window: a recorded seed's figures are those at the window's end")
     {"learning": learning, "eval": eval_speed, "speed": training_speed}[args.what](args)
 
 
