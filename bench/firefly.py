@@ -2,7 +2,7 @@
 evaluating many checkpoints in one batched pass against one at a time.
 
     python bench/firefly.py learning [--seeds 0-2] [--trials 10000] [--home DIR] [--minutes M] [--window 10000] [--set K=V]...
-                                     [--results bench/results/firefly-study.jsonl]
+                                     [--results bench/results/firefly-study.jsonl] [--models td3-modular]
     python bench/firefly.py eval     [--checkpoints 50] [--runs 3] [--trials 500]
     python bench/firefly.py speed    [--trials 400] [--runs 3] [--device cpu]
 
@@ -24,7 +24,8 @@ its own --home, since a registry's runs are told apart by model and seed only.
 through the window is appended to FILE as one JSON line (its figures, the setup, the commit and
 the machine), seeds FILE already holds for the same setup are not trained again, and the
 comparison runs over every seed FILE holds for that setup. bench/results/firefly-study.jsonl is
-the study as measured so far; pass it to continue it.
+the study as measured so far; pass it to continue it. --models trains one of the two models only
+(two invocations on separate registries then use both cores for it).
 
 What the study's own published curves show (ryzhang1/Inductive_bias, model/training_curve/gain,
 one gain1x validation every 500 trials; only the seeds its authors kept): Actor3Critic5 seeds
@@ -45,6 +46,7 @@ metrics; the ratio is of wall-clock times.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -136,8 +138,16 @@ def _recorded(args) -> list[dict]:
 
 def _record(args, report: dict) -> None:
     """Appends to --results the seeds of this registry trained through the window that it
-    does not hold yet (written whole to a temporary file, then renamed: never half a file)."""
+    does not hold yet (written whole to a temporary file, then renamed: never half a file;
+    under a lock, for invocations side by side on other registries)."""
     path = Path(args.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _append(path, args, report)
+
+
+def _append(path: Path, args, report: dict) -> None:
     held = {(r["model"], r["seed"]) for r in _recorded(args)}
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
@@ -147,7 +157,6 @@ def _record(args, report: dict) -> None:
            for model in MODELS for r in report[model]["runs"]
            if _through(r, args.window) and (model, r["seed"]) not in held]
     if new:
-        path.parent.mkdir(parents=True, exist_ok=True)
         old = path.read_text() if path.exists() else ""
         tmp = path.with_suffix(".tmp")
         tmp.write_text(old + "".join(json.dumps(r) + "\n" for r in new))
@@ -214,11 +223,12 @@ def learning(args) -> None:
     print(f"registry: {home}", flush=True)
     start = time.perf_counter()
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
-    threads = max(1, (os.cpu_count() or 1) // len(MODELS))
-    with ThreadPoolExecutor(len(MODELS)) as pool:
-        list(pool.map(lambda model: _train(home, model, args, deadline, threads), MODELS))
+    models = args.models.split(",")
+    threads = args.threads or max(1, (os.cpu_count() or 1) // len(models))
+    with ThreadPoolExecutor(len(models)) as pool:
+        list(pool.map(lambda model: _train(home, model, args, deadline, threads), models))
     minutes = (time.perf_counter() - start) / 60
-    _wait(*[_cli(home, "eval", model, "--all-checkpoints", "--protocol", "gain1x", threads=threads) for model in MODELS])
+    _wait(*[_cli(home, "eval", model, "--all-checkpoints", "--protocol", "gain1x", threads=threads) for model in MODELS if _runs(home, model)])
     con = sqlite3.connect(home / "registry.db")
     rows = con.execute(
         "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
@@ -383,6 +393,11 @@ def main() -> None:
     p.add_argument("--window", type=int, default=None,
                    help="train each run only to this many trials in all, phase I included (the study's Fig. 1: 10000)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to `neurorl train` (both models)")
+    p.add_argument("--models", default=",".join(MODELS), choices=[*MODELS, ",".join(MODELS)],
+                   help="the models to train here (the comparison still reads both)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default: the cores shared by the models trained; give 1 to each of two "
+                        "invocations side by side, since oversubscribed threads slow torch many times over)")
     p.add_argument("--results", default=None, metavar="FILE",
                    help="with --window: seeds through it are appended here, seeds held here are not trained again, "
                         "and the comparison runs over all of them (the study across sessions)")
