@@ -62,8 +62,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neurorl_cli import atomic
 from neurorl_cli.catalog import parse_seeds
 from neurorl_cli.home import find_home, from_stored
+from neurorl_cli.provenance import git_state
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("td3-modular", "td3-holistic")
@@ -138,8 +140,8 @@ def _recorded(args) -> list[dict]:
 
 def _record(args, report: dict) -> None:
     """Appends to --results the seeds of this registry trained through the window that it
-    does not hold yet (written whole to a temporary file, then renamed: never half a file;
-    under a lock, for invocations side by side on other registries)."""
+    does not hold yet (the file rewritten atomically, under a lock, for invocations side by
+    side on other registries)."""
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
@@ -149,8 +151,8 @@ def _record(args, report: dict) -> None:
 
 def _append(path: Path, args, report: dict) -> None:
     held = {(r["model"], r["seed"]) for r in _recorded(args)}
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    git = git_state(REPO)
+    commit = git and git["commit"][:7] + ("-dirty" if git["dirty"] else "")
     new = [{"model": model, "seed": r["seed"], "setup": _setup(args), **_figures(r),
             "trials_per_s": r["trials_per_s"], "commit": commit, "machine": _machine(),
             "date": time.strftime("%Y-%m-%d")}
@@ -158,9 +160,7 @@ def _append(path: Path, args, report: dict) -> None:
            if _through(r, args.window) and (model, r["seed"]) not in held]
     if new:
         old = path.read_text() if path.exists() else ""
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(old + "".join(json.dumps(r) + "\n" for r in new))
-        os.replace(tmp, path)
+        atomic.write_text(path, old + "".join(json.dumps(r) + "\n" for r in new))
 
 
 def _machine() -> str:
@@ -181,16 +181,15 @@ def _figures(run: dict) -> dict:
             "reward_fraction": run["reward_fraction_at_1e4_trials_in_all"] or 0.0}
 
 
-def _train(home: Path, model: str, args, deadline: float | None, threads: int) -> None:
+def _train(home: Path, model: str, args, deadline: float | None, threads: int, recorded: set[int]) -> None:
     """One model's seeds in turn, one `train` command each: a run an earlier invocation
     stopped (or that crashed) continues from its last checkpoint, a missing seed is trained, a
-    completed one is skipped. A run is stopped with SIGTERM (it saves a checkpoint and ends
+    completed one, or one in `recorded` (the seeds --results holds), is skipped. A run is stopped with SIGTERM (it saves a checkpoint and ends
     `cancelled`; the next invocation with the same --home continues it) at the deadline, or,
     with --window, once it has trained that many trials in all."""
     def done(run) -> bool:
         return run[1] == "completed" or bool(args.window and _progress(run[2])["trials_in_all"] >= args.window)
 
-    recorded = {r["seed"] for r in _recorded(args) if r["model"] == model}
     for seed in parse_seeds(args.seeds):
         if seed in recorded:
             continue
@@ -216,6 +215,25 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int) -
             return
 
 
+def _evaluated(home: Path) -> tuple[list, list]:
+    """The registry's gain1x evaluations (model, seed, step, metrics), and per run its status,
+    directory and the trials per second it last logged (phase I included). Both empty
+    where nothing was trained here (every seed asked for already in --results)."""
+    if not (home / "registry.db").exists():
+        return [], []
+    con = sqlite3.connect(home / "registry.db")
+    rows = con.execute(
+        "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
+        "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
+        "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
+    runs = con.execute(
+        "SELECT x.name, r.seed, r.status, r.run_dir, "
+        "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
+        "ORDER BY m.id DESC LIMIT 1) FROM run r JOIN experiment x ON x.id = r.experiment_id ORDER BY r.id").fetchall()
+    con.close()
+    return rows, runs
+
+
 def learning(args) -> None:
     home = Path(args.home or tempfile.mkdtemp(prefix="bench-firefly-")).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -225,21 +243,13 @@ def learning(args) -> None:
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
     models = args.models.split(",")
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(models))
+    recorded = _recorded(args)
     with ThreadPoolExecutor(len(models)) as pool:
-        list(pool.map(lambda model: _train(home, model, args, deadline, threads), models))
+        list(pool.map(lambda model: _train(home, model, args, deadline, threads,
+                                           {r["seed"] for r in recorded if r["model"] == model}), models))
     minutes = (time.perf_counter() - start) / 60
     _wait(*[_cli(home, "eval", model, "--all-checkpoints", "--protocol", "gain1x", threads=threads) for model in MODELS if _runs(home, model)])
-    con = sqlite3.connect(home / "registry.db")
-    rows = con.execute(
-        "SELECT x.name, r.seed, c.step, e.metrics FROM evaluation e JOIN checkpoint c ON c.id = e.checkpoint_id "
-        "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
-        "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
-    # Per run: its status and the trials per second it last logged (phase I included).
-    runs = con.execute(
-        "SELECT x.name, r.seed, r.status, r.run_dir, "
-        "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
-        "ORDER BY m.id DESC LIMIT 1) FROM run r JOIN experiment x ON x.id = r.experiment_id ORDER BY r.id").fetchall()
-    con.close()
+    rows, runs = _evaluated(home)
     report: dict = {"this_invocation_minutes": round(minutes, 1), "trials": args.trials}
     for model in MODELS:
         evaluated: dict[int, list[tuple[int, dict]]] = {}
