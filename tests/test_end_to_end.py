@@ -75,7 +75,7 @@ def test_ctrl_c_cancels_then_resume_continues(tmp_path, monkeypatch):
     monkeypatch.setenv("NEURORL_HOME", str(home))
     env = {**os.environ, "NEURORL_HOME": str(home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "neurorl_cli", "train", "go-no-go", "recurrent-ppo", "--steps", "3000",
+        [sys.executable, "-m", "neurorl_cli", "train", "go-no-go", "recurrent-ppo", "--steps", "1024",
          "--checkpoint-every", "256", "--set", "model.n_steps=64", "--set", "model.batch_size=64",
          "--set", "model.lstm_hidden_size=16", "--set", "model.n_epochs=2"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
@@ -93,9 +93,9 @@ def test_ctrl_c_cancels_then_resume_continues(tmp_path, monkeypatch):
     resumed = cli("train", "--resume", run_id, home=home)
     assert resumed.returncode == 0, resumed.stderr
     shown = json.loads(cli("runs", "show", run_id, "--json", home=home, check=True).stdout)
-    assert shown["status"] == "completed" and shown["attempt"] == 2 and shown["steps"] >= 3000
+    assert shown["status"] == "completed" and shown["attempt"] == 2 and shown["steps"] >= 1024
     steps = [c["step"] for c in shown["checkpoints"]]
-    assert steps == sorted(set(steps)) and steps[-1] >= 3000
+    assert steps == sorted(set(steps)) and steps[-1] >= 1024
     first = [c["step"] for c in shown["checkpoints"] if c["attempt"] == 1]
     engine = db.open_registry(find_home())
     with engine.connect() as conn:

@@ -295,3 +295,26 @@ def test_registry_on_nfs_is_refused_with_one_line(neurorl_home, tmp_path, monkey
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "on nfs" in proc.stderr and "NEURORL_HOME" in proc.stderr
     assert not (neurorl_home / "registry.db").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_stop_that_cannot_print_still_stops_the_workers(neurorl_home):
+    # `neurorl train ... 2>&1 | tee log` with tee gone, or a script that started it and died: the
+    # stop (SIGTERM) finds its output closed, and printing the last progress fails. The workers
+    # must still be stopped and their runs cancelled, not left training with no one watching.
+    proc = _start("train", *LONG_DTD)
+    run_dir, pid = _wait_for(lambda: _running_worker(neurorl_home), 60, "a checkpoint")
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    _wait_for(lambda: not _alive(pid), 30, "the worker to stop")
+    shown = _show(1)
+    assert shown["status"] == "cancelled" and shown["steps"] < 60000, shown

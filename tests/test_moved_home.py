@@ -20,7 +20,7 @@ from neurorl_cli.registry import db
 
 from .conftest import cli
 
-TRAIN = ["train", "go-no-go", "recurrent-ppo", "--steps", "2048", "--checkpoint-every", "256",
+TRAIN = ["train", "go-no-go", "recurrent-ppo", "--steps", "768", "--checkpoint-every", "256",
          "--set", "model.n_steps=32", "--set", "model.batch_size=32",
          "--set", "model.lstm_hidden_size=16", "--set", "model.n_epochs=1"]
 
@@ -69,7 +69,7 @@ def test_moved_home_then_moved_runs_root_keep_the_run_whole(tmp_path, monkeypatc
     done = _show(moved)
     assert done["status"] == "completed" and done["attempt"] == 2
     steps = [c["step"] for c in done["checkpoints"]]
-    assert steps == sorted(set(steps)) and steps[-1] >= 2048
+    assert steps == sorted(set(steps)) and steps[-1] >= 768
     assert set(steps) > {c["step"] for c in before["checkpoints"]}
 
 

@@ -1,8 +1,9 @@
 """Local dispatcher: up to `jobs` worker processes, progress bars fed by ingesting run logs.
 
 The workers write only their run directories; this process is the registry's one writer.
-Ctrl-C stops the workers (SIGTERM; each writes a clean `cancelled` status) and marks what
-did not report as cancelled, so nothing half-written is registered.
+Ctrl-C, SIGTERM or this process failing stops the workers (SIGTERM; each writes a clean
+`cancelled` status) and marks what did not report as cancelled, so nothing half-written is
+registered and no worker goes on unwatched.
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ class LocalDispatcher:
                             finish_unfinished(self.engine, [run.id], "failed", why[-2000:])
                             state[run.id].status = "failed"
                     bars_.show(progress, bars, state)
-        except KeyboardInterrupt:
+        except BaseException as stop:
+            # Ctrl-C or SIGTERM, and also this process failing (its output closed under it, so
+            # that the progress display cannot print): no worker is left training unwatched.
             procs = [proc for _, proc in active.values()]
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -118,7 +121,9 @@ class LocalDispatcher:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             ingest(self.engine, ids)
-            finish_unfinished(self.engine, ids, "cancelled", "cancelled by Ctrl-C")
+            why = "cancelled by Ctrl-C or SIGTERM" if isinstance(stop, KeyboardInterrupt) else \
+                f"cancelled: neurorl stopped on {type(stop).__name__}: {stop}"[:500]
+            finish_unfinished(self.engine, ids, "cancelled", why)
             raise
         return {rid: p.status for rid, p in ingest(self.engine, ids).items()}
 

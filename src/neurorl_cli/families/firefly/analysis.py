@@ -128,29 +128,43 @@ def render_frames(recording: dict[str, np.ndarray], title: str, trials: int) -> 
     it), and at the stop whether it was rewarded."""
     from matplotlib.patches import Circle
 
-    frames = []
     radius, visible_steps = float(recording["goal_radius_cm"]), int(recording["visible_steps"])
+    # One figure whose artists move from frame to frame: a new figure (and its constrained
+    # layout) per frame took most of `watch`'s time.
+    fig, axes = new_figure(size=(4.0, 4.4))
+    ax = axes[0, 0]
+    ax.set_xlim(-300, 300)
+    ax.set_ylim(-50, 550)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (cm)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    target = ax.add_patch(Circle((0.0, 0.0), radius, color="tab:green"))
+    (trace,) = ax.plot([], [], color="tab:blue", lw=1.5)
+    (agent,) = ax.plot([], [], marker="o", color="tab:blue", ms=6)
+    (stop,) = ax.plot([], [], marker="o", ms=11, mfc="none")
+    heading = ax.set_title(f"{title}\ntrial 1", fontsize=8)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # keep the positions laid out above for every frame
+    frames = []
     for i in range(min(trials, recording["target"].shape[0])):
         steps = int(recording["steps"][i])
         path = recording["position"][: steps + 1, i] * CM
-        target = recording["target"][i] * CM
+        target.center = tuple(recording["target"][i] * CM)
+        rewarded = bool(recording["rewarded"][i])
+        stop.set_color("tab:green" if rewarded else "tab:red")
         for t in range(steps + 1):
-            fig, axes = new_figure(size=(4.0, 4.4))
-            ax = axes[0, 0]
             shown = t <= visible_steps
-            ax.add_patch(Circle(target, radius, fill=shown, color="tab:green", alpha=0.5 if shown else 0.35, ls="-" if shown else "--"))
-            ax.plot(path[: t + 1, 0], path[: t + 1, 1], color="tab:blue", lw=1.5)
-            ax.plot(*path[t], marker="o", color="tab:blue", ms=6)
+            target.set_fill(shown)
+            target.set_alpha(0.5 if shown else 0.35)
+            target.set_linestyle("-" if shown else "--")
+            trace.set_data(path[: t + 1, 0], path[: t + 1, 1])
+            agent.set_data(path[t : t + 1, 0], path[t : t + 1, 1])
+            stop.set_data(path[t : t + 1, 0], path[t : t + 1, 1])
+            stop.set_visible(t == steps)
             status = "target shown" if shown else "target hidden"
             if t == steps:
-                status = "stop: rewarded" if recording["rewarded"][i] else "stop: missed"
-                ax.plot(*path[t], marker="o", ms=11, mfc="none", color="tab:red" if not recording["rewarded"][i] else "tab:green")
-            ax.set_xlim(-300, 300)
-            ax.set_ylim(-50, 550)
-            ax.set_aspect("equal")
-            ax.set_title(f"{title}\ntrial {i + 1}, t = {t * 0.1:.1f} s: {status}", fontsize=8)
-            ax.set_xlabel("x (cm)", fontsize=8)
-            ax.tick_params(labelsize=7)
+                status = "stop: rewarded" if rewarded else "stop: missed"
+            heading.set_text(f"{title}\ntrial {i + 1}, t = {t * 0.1:.1f} s: {status}")
             fig.canvas.draw()
             frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     return frames
