@@ -138,19 +138,20 @@ def _recorded(args) -> list[dict]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if r["setup"] == _setup(args)]
 
 
-def _record(args, report: dict) -> None:
+def _record(args, report: dict) -> list[dict]:
     """Appends to --results the seeds of this registry trained through the window that it
     does not hold yet (the file rewritten atomically, under a lock, for invocations side by
-    side on other registries)."""
+    side on other registries), and returns what it holds for this setup now."""
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _append(path, args, report)
+        return _append(path, args, report)
 
 
-def _append(path: Path, args, report: dict) -> None:
-    held = {(r["model"], r["seed"]) for r in _recorded(args)}
+def _append(path: Path, args, report: dict) -> list[dict]:
+    recorded = _recorded(args)  # read again under the lock: another part may have appended since
+    held = {(r["model"], r["seed"]) for r in recorded}
     git = git_state(REPO)
     commit = git and git["commit"][:7] + ("-dirty" if git["dirty"] else "")
     new = [{"model": model, "seed": r["seed"], "setup": _setup(args), **_figures(r),
@@ -161,6 +162,7 @@ def _append(path: Path, args, report: dict) -> None:
     if new:
         old = path.read_text() if path.exists() else ""
         atomic.write_text(path, old + "".join(json.dumps(r) + "\n" for r in new))
+    return recorded + new
 
 
 def _machine() -> str:
@@ -184,9 +186,10 @@ def _figures(run: dict) -> dict:
 def _train(home: Path, model: str, args, deadline: float | None, threads: int, recorded: set[int]) -> None:
     """One model's seeds in turn, one `train` command each: a run an earlier invocation
     stopped (or that crashed) continues from its last checkpoint, a missing seed is trained, a
-    completed one, or one in `recorded` (the seeds --results holds), is skipped. A run is stopped with SIGTERM (it saves a checkpoint and ends
-    `cancelled`; the next invocation with the same --home continues it) at the deadline, or,
-    with --window, once it has trained that many trials in all."""
+    completed one, or one in `recorded` (the seeds --results holds), is skipped. A run is
+    stopped with SIGTERM (it saves a checkpoint and ends `cancelled`; the next invocation with
+    the same --home continues it) at the deadline, or, with --window, once it has trained that
+    many trials in all."""
     def done(run) -> bool:
         return run[1] == "completed" or bool(args.window and _progress(run[2])["trials_in_all"] >= args.window)
 
@@ -292,11 +295,10 @@ def learning(args) -> None:
             "curves": curves,
         }
     if args.window:
-        if args.results:
-            _record(args, report)
+        held = _record(args, report) if args.results else []
         # Every seed through the window: this registry's, and those --results holds from earlier parts.
         seeds = {model: {r["seed"]: _figures(r) for r in report[model]["runs"] if _through(r, args.window)} for model in MODELS}
-        for r in _recorded(args):
+        for r in held:
             seeds[r["model"]].setdefault(r["seed"], r)
         short = {model: sum(not _through(r, args.window) and r["seed"] not in seeds[model] for r in report[model]["runs"])
                  for model in MODELS}

@@ -64,8 +64,13 @@ def _running_worker(home: Path):
     return None
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name: state, parent pid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(_stat(pid)[1])
 
 
 def _show(run_id) -> dict:
@@ -299,7 +304,7 @@ def test_registry_on_nfs_is_refused_with_one_line(neurorl_home, tmp_path, monkey
 
 def _alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"  # a zombie has stopped; only its parent has not reaped it yet
     except FileNotFoundError:
         return False
 
@@ -310,7 +315,7 @@ def test_a_stop_that_cannot_print_still_stops_the_workers(neurorl_home):
     # stop (SIGTERM) finds its output closed, and printing the last progress fails. The workers
     # must still be stopped and their runs cancelled, not left training with no one watching.
     proc = _start("train", *LONG_DTD)
-    run_dir, pid = _wait_for(lambda: _running_worker(neurorl_home), 60, "a checkpoint")
+    _, pid = _wait_for(lambda: _running_worker(neurorl_home), 60, "a checkpoint")
     proc.stdout.close()
     proc.stderr.close()
     proc.send_signal(signal.SIGTERM)
