@@ -147,6 +147,7 @@ def test_the_budget_rounding_is_said_at_train_time(neurorl_home):
     proc = cli("train", "two-step", "meta-a2c-lstm", "--trials", "1000", "--checkpoint-every", "1000",
                "--set", "model.episodes_per_update=8", check=True)
     assert "whole updates of 800 trials: the budget of 1,000 trials trains 1,600" in proc.stderr
+    assert "1600/1600" in proc.stderr  # the progress bar counts to what is trained, not to the budget
 
 
 def test_a_damaged_registry_is_reported_and_left_as_it_is(neurorl_home):

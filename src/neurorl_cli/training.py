@@ -71,13 +71,21 @@ def budget_notice(config: dict) -> str | None:
     note = engine.budget_note(config) if hasattr(engine, "budget_note") else None
     if note:
         return f"{config['model']['name']}: {note}"
-    grain = engine.budget_grain(config) if hasattr(engine, "budget_grain") else None
     unit, total = budget_total(config)
-    if not grain or total % grain == 0:
+    trained = trained_total(config)
+    if trained == total:
         return None
-    trained = -(-total // grain) * grain
-    return (f"{config['model']['name']} trains in whole updates of {grain:,} {unit}: "
+    return (f"{config['model']['name']} trains in whole updates of {engine.budget_grain(config):,} {unit}: "
             f"the budget of {total:,} {unit} trains {trained:,}")
+
+
+def trained_total(config: dict) -> int:
+    """The steps (or trials) a run of `config` trains: its budget, rounded up to whole updates
+    for an engine that trains in them (`budget_grain`)."""
+    engine = engine_of(config)
+    grain = engine.budget_grain(config) if hasattr(engine, "budget_grain") else None
+    total = budget_total(config)[1]
+    return -(-total // grain) * grain if grain else total
 
 
 def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name: str | None,

@@ -219,8 +219,7 @@ def _totals(engine, runs) -> dict[int, int]:
     from sqlmodel import Session
 
     from neurorl_cli.registry.models import Experiment
-
-    from neurorl_cli.specs import budget_total
+    from neurorl_cli.training import trained_total
 
     with Session(engine) as session:
-        return {r.id: budget_total(session.get(Experiment, r.experiment_id).config)[1] for r in runs}
+        return {r.id: trained_total(session.get(Experiment, r.experiment_id).config) for r in runs}

@@ -57,6 +57,14 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(text[-lines:])
 
 
+def _wait_any(procs: list[subprocess.Popen], timeout: float) -> None:
+    """Wait `timeout` seconds, or less if a worker exits: its runs' final status and its slot
+    should not wait out a whole poll (a short training is often shorter than one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(proc.poll() is None for proc in procs):
+        time.sleep(0.02)
+
+
 class LocalDispatcher:
     def __init__(self, engine: Engine, jobs: int, device: str, console: Console):
         self.engine = engine
@@ -91,7 +99,7 @@ class LocalDispatcher:
                         active[group[0].id] = (group, proc)
                         for run in group:
                             self._set_job(run.id, str(proc.pid))
-                    time.sleep(POLL)
+                    _wait_any([proc for _, proc in active.values()], POLL)
                     exited = [active.pop(key) for key, (_, p) in list(active.items()) if p.poll() is not None]
                     state = ingest(self.engine, ids)
                     for group, proc in exited:
