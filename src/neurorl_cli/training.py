@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from neurorl_cli import catalog
-from neurorl_cli.interfaces import RunConfig
+from neurorl_cli.interfaces import Engine as TrainingEngine, RunConfig
 from neurorl_cli.plugins import engine_of
 from neurorl_cli.specs import budget_total
 from neurorl_cli.errors import UserError, WorkFailed
@@ -71,20 +71,27 @@ def budget_notice(config: dict) -> str | None:
     note = engine.budget_note(config) if hasattr(engine, "budget_note") else None
     if note:
         return f"{config['model']['name']}: {note}"
+    grain = _grain(engine, config)
     unit, total = budget_total(config)
-    trained = trained_total(config)
+    trained = _whole_updates(total, grain)
     if trained == total:
         return None
-    return (f"{config['model']['name']} trains in whole updates of {engine.budget_grain(config):,} {unit}: "
+    return (f"{config['model']['name']} trains in whole updates of {grain:,} {unit}: "
             f"the budget of {total:,} {unit} trains {trained:,}")
 
 
 def trained_total(config: dict) -> int:
     """The steps (or trials) a run of `config` trains: its budget, rounded up to whole updates
-    for an engine that trains in them (`budget_grain`)."""
-    engine = engine_of(config)
-    grain = engine.budget_grain(config) if hasattr(engine, "budget_grain") else None
-    total = budget_total(config)[1]
+    for an engine that trains in them."""
+    return _whole_updates(budget_total(config)[1], _grain(engine_of(config), config))
+
+
+def _grain(engine: TrainingEngine, config: dict) -> int | None:
+    """The whole update an engine trains in (`budget_grain`, optional); None: any budget."""
+    return engine.budget_grain(config) if hasattr(engine, "budget_grain") else None
+
+
+def _whole_updates(total: int, grain: int | None) -> int:
     return -(-total // grain) * grain if grain else total
 
 
