@@ -152,10 +152,9 @@ def _record(args, report: dict) -> list[dict]:
 def _append(path: Path, args, report: dict) -> list[dict]:
     recorded = _recorded(args)  # read again under the lock: another part may have appended since
     held = {(r["model"], r["seed"]) for r in recorded}
-    git = git_state(REPO)
-    commit = git and git["commit"][:7] + ("-dirty" if git["dirty"] else "")
+    here = _commit(git_state(REPO))
     new = [{"model": model, "seed": r["seed"], "setup": _setup(args), **_figures(r),
-            "trials_per_s": r["trials_per_s"], "commit": commit, "machine": _machine(),
+            "trials_per_s": r["trials_per_s"], "commit": r["commit"] or here, "machine": _machine(),
             "date": time.strftime("%Y-%m-%d")}
            for model in MODELS for r in report[model]["runs"]
            if _through(r, args.window) and (model, r["seed"]) not in held]
@@ -163,6 +162,12 @@ def _append(path: Path, args, report: dict) -> list[dict]:
         old = path.read_text() if path.exists() else ""
         atomic.write_text(path, old + "".join(json.dumps(r) + "\n" for r in new))
     return recorded + new
+
+
+def _commit(git: dict | None) -> str | None:
+    """A row names the commit its run recorded at launch, not the tree at append time: an
+    invocation side by side appending to the tracked results file makes that tree dirty."""
+    return git and git["commit"][:7] + ("-dirty" if git["dirty"] else "")
 
 
 def _machine() -> str:
@@ -230,7 +235,7 @@ def _evaluated(home: Path) -> tuple[list, list]:
         "JOIN run r ON r.id = c.run_id JOIN experiment x ON x.id = r.experiment_id "
         "WHERE e.protocol = 'gain1x' ORDER BY x.name, r.seed, c.step").fetchall()
     runs = con.execute(
-        "SELECT x.name, r.seed, r.status, r.run_dir, "
+        "SELECT x.name, r.seed, r.status, r.run_dir, r.versions, "
         "(SELECT m.value FROM metric m WHERE m.run_id = r.id AND m.key IN ('train/trials_per_s', 'phase1/trials_per_s') "
         "ORDER BY m.id DESC LIMIT 1) FROM run r JOIN experiment x ON x.id = r.experiment_id ORDER BY r.id").fetchall()
     con.close()
@@ -264,7 +269,7 @@ def learning(args) -> None:
                              for key in ("reward_rate", "reward_fraction"))
         final = [c[-1][1] for c in curves.values() if c]
         mine_runs = []
-        for name, seed, status, run_dir, rate in runs:
+        for name, seed, status, run_dir, versions, rate in runs:
             if name != model:
                 continue
             progress = _progress(_run_dir(run_dir))
@@ -281,6 +286,7 @@ def learning(args) -> None:
             tail = [v for step, v in progress.pop("phase1_rows") if end - 1000 < step <= end]
             mine_runs.append({
                 "seed": seed, "status": status, **progress, "trials_per_s": round(rate or 0, 2),
+                "commit": _commit((json.loads(versions or "{}").get("launch") or {}).get("git")),
                 "reward_rate_at_1e4_trials_in_all": inside[-1] if inside else None,
                 "reward_fraction_at_1e4_trials_in_all": inside_fraction[-1] if inside_fraction else None,
                 "phase1_last_1000": {key: round(float(np.mean([v[f"phase1/{key}"] for v in tail])), 4) if tail else None
