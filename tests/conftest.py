@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,17 +37,87 @@ def neurorl_home(tmp_path, monkeypatch) -> Path:
 def cli(*args: str, home: Path | None = None, check: bool = False, timeout: float = 600,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run `neurorl ARGS` as a user would: a separate process, its exit code, its output.
-    `env`: variables set for it on top of this process's environment."""
+    `env`: variables set for it on top of this process's environment.
+
+    The process is forked from one that has already imported the libraries (tests/zygote.py)
+    under the same environment, but for the variables read only when a command runs."""
     env = {**os.environ, **(env or {})}
     if home is not None:
         env["NEURORL_HOME"] = str(home)
     env.setdefault("COLUMNS", "200")
-    proc = subprocess.run(
-        [sys.executable, "-m", "neurorl_cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    proc = zygote(env).run(list(args), env, timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"neurorl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def _read_at_import(env: dict[str, str]) -> tuple:
+    """The variables a command could have read before the fork: all but ours (read when a
+    command runs; tests/test_zygote.py checks it) and pytest's note of the current test."""
+    return tuple(sorted((k, v) for k, v in env.items()
+                        if not k.startswith("NEURORL_") and k not in ("XDG_CACHE_HOME", "PYTEST_CURRENT_TEST")))
+
+
+_ZYGOTES: dict[tuple, "_Zygote"] = {}  # by the environment they were started in, most recent last
+_KEEP = 2  # tests that change PATH or PYTHONPATH need their own; a few hundred MB each
+
+
+def zygote(env: dict[str, str]) -> "_Zygote":
+    """The zygote started under `env` (as far as imports could read it), started if need be."""
+    key = _read_at_import(env)
+    found = _ZYGOTES.pop(key, None)
+    if found is None or found.proc.poll() is not None:
+        found = _Zygote(env)
+    _ZYGOTES[key] = found
+    while len(_ZYGOTES) > _KEEP:
+        _ZYGOTES.pop(next(iter(_ZYGOTES))).close()
+    return found
+
+
+class _Zygote:
+    """One tests/zygote.py: it forks a child per command, one at a time."""
+
+    def __init__(self, env: dict[str, str]):
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=REPO, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.pending = b""
+        assert self._reply(300) == {"ready": True}
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # it exits at the end of its input
+        self.proc.wait(timeout=60)
+
+    def run(self, args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        import tempfile
+
+        command = [sys.executable, "-m", "neurorl_cli", *args]
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            request = {"args": args, "env": env, "cwd": os.getcwd(), "stdout": str(out), "stderr": str(err)}
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            pid = self._reply(60)["pid"]
+            reply = self._reply(timeout)
+            if reply is None:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(60)
+                raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text())
+            return subprocess.CompletedProcess(command, reply["rc"], out.read_text(), err.read_text())
+
+    def _reply(self, timeout: float) -> dict | None:
+        """The zygote's next line, or None if none came within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(f"tests/zygote.py exited {self.proc.wait()}")
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return json.loads(line)
 
 
 @pytest.fixture
