@@ -54,11 +54,13 @@ def _events(run_dir: Path) -> list[dict]:
 
 
 def _running_worker(home: Path):
-    """(run dir, worker pid) once a worker has announced itself and written a checkpoint."""
+    """(run dir, worker pid) once a worker has announced itself and logged a checkpoint (the
+    file alone is not enough: a kill before its log line leaves it unregistered, as it should)."""
     for run_dir in sorted((home / "runs").glob("0*")):
-        if not list(run_dir.glob("checkpoints/step_*.zip")):
+        events = _events(run_dir) if (run_dir / "events.jsonl").is_file() else []
+        if not any(e["type"] == "checkpoint" for e in events):
             continue
-        for event in _events(run_dir):
+        for event in events:
             if event["type"] == "status" and event["status"] == "running":
                 return run_dir, event["pid"]
     return None
