@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -12,8 +14,6 @@ from .conftest import cli, zygote
 
 def _env(**extra: str) -> dict:
     """The environment `cli` gives a command."""
-    import os
-
     return {"COLUMNS": "200", **os.environ, **extra}
 
 
@@ -34,8 +34,6 @@ def test_a_forked_command_answers_as_a_fresh_process(neurorl_home, args):
 
 
 def test_each_command_reads_its_own_home_and_a_timeout_kills_only_it(tmp_path):
-    import socket
-
     one, two = tmp_path / "one", tmp_path / "two"
     cli("runs", "list", home=one, check=True)  # creates the registry it reads
     assert (one / "registry.db").is_file() and not two.exists()
