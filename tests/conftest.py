@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,8 +89,6 @@ class _Zygote:
         self.proc.wait(timeout=60)
 
     def run(self, args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-        import tempfile
-
         command = [sys.executable, "-m", "neurorl_cli", *args]
         with tempfile.TemporaryDirectory() as folder:
             out, err = Path(folder, "stdout"), Path(folder, "stderr")

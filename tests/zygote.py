@@ -93,20 +93,19 @@ def main() -> None:
         return
     replies.close()
     _become(request)
+    interrupted = False
     try:
         runpy.run_module("neurorl_cli", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:
         code = _exit_code(exc.code)
-    except KeyboardInterrupt:
+    except BaseException as exc:  # noqa: BLE001  (reported as the interpreter would: traceback, exit 1)
         traceback.print_exc()
-        _finish()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)  # as the interpreter reports an uncaught Ctrl-C
-    except BaseException:  # noqa: BLE001  (reported as the interpreter would: traceback, exit 1)
-        traceback.print_exc()
-        code = 1
+        code, interrupted = 1, isinstance(exc, KeyboardInterrupt)
     _finish()
+    if interrupted:  # as the interpreter reports an uncaught Ctrl-C: killed by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     os._exit(code)
 
 
