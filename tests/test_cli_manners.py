@@ -70,9 +70,34 @@ def test_shell_completion_is_offered_and_completes_commands():
     assert "--install-completion" in root_help and "--show-completion" in root_help
     script = cli("--show-completion", "bash", check=True).stdout
     assert "_neurorl_completion" in script
+    # The shell named wins over the one detected (the suite may run under any shell, or none).
+    assert "complete --command neurorl" in cli("--show-completion", "fish", check=True).stdout
+    wrong = cli("--show-completion", "tcsh")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "neurorl --show-completion bash" in wrong.stderr
     env = {**os.environ, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": "neurorl runs l", "COMP_CWORD": "2"}
     proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.stdout.split() == ["list"]
+
+
+def test_bare_completion_options_detect_the_shell_or_fall_back_to_dollar_shell(monkeypatch):
+    import shellingham
+
+    from neurorl_cli.cli import completion
+    from neurorl_cli.errors import UserError
+
+    assert completion.bare_to_detect(["--show-completion"]) == ["--show-completion", ""]
+    assert completion.bare_to_detect(["--install-completion", "--help"]) == ["--install-completion", "", "--help"]
+    assert completion.bare_to_detect(["--show-completion", "zsh"]) == ["--show-completion", "zsh"]
+
+    def no_shell_among_the_parents():  # as under cron or a detached job
+        raise shellingham.ShellDetectionFailure()
+
+    monkeypatch.setattr(shellingham, "detect_shell", no_shell_among_the_parents)
+    monkeypatch.setenv("SHELL", "/usr/bin/zsh")
+    assert completion._shell("") == "zsh"
+    monkeypatch.delenv("SHELL")
+    with pytest.raises(UserError, match="neurorl --show-completion bash"):
+        completion._shell("")
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "neurorl")

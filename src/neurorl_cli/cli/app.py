@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperOption
 
+from neurorl_cli.cli import completion
 from neurorl_cli.errors import Interrupted, UserError, WorkFailed
 
 app = typer.Typer(
@@ -24,7 +25,7 @@ app = typer.Typer(
            "neurorl eval pdm --all-checkpoints\n"
            "neurorl report pdm",
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # ours also take the shell's name (cli/completion.py)
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -64,6 +65,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print neurorl's version and exit."),
+    install_completion: str = typer.Option(
+        None, "--install-completion", metavar="[SHELL]", callback=completion.install, is_eager=True, expose_value=False,
+        help=f"Install completion for SHELL ({', '.join(completion.SHELLS)}; default: the shell running neurorl)."),
+    show_completion: str = typer.Option(
+        None, "--show-completion", metavar="[SHELL]", callback=completion.show, is_eager=True, expose_value=False,
+        help="Print the completion script for SHELL, to copy or customise (default: the shell running neurorl)."),
 ) -> None:
     pass
 
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # One program name however it is started (also `python -m neurorl_cli`): usage lines
         # match the examples, and shell completion is generated for `neurorl`.
-        app(args=argv, prog_name="neurorl")  # Typer handles its own usage errors (exit 2)
+        args = completion.bare_to_detect(sys.argv[1:] if argv is None else argv)
+        app(args=args, prog_name="neurorl")  # Typer handles its own usage errors (exit 2)
     except (UserError, WorkFailed, Interrupted) as exc:
         label = {2: "error", 1: "failed", 130: "interrupted"}[exc.exit_code]
         err.print(f"[bold red]{label}:[/] {exc}")

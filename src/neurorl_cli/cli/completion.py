@@ -1,0 +1,62 @@
+"""`--show-completion [SHELL]` and `--install-completion [SHELL]`: Typer's completion scripts for
+the shell the user names, or, when none is named, for the shell neurorl runs under.
+
+Typer's own pair only detects the shell (shellingham walks the parent processes) and ignores a
+name given after it: from bash, `--show-completion fish` printed bash's script, and with no shell
+among the ancestors (a job started by cron, an IDE or a detached pipeline) both failed with
+"Shell  not supported.". Here a name wins, detection falls back to $SHELL, and what is left
+unknown is one line that names the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import shellingham
+import typer
+import typer.completion
+
+from neurorl_cli.errors import UserError
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+# Typer's completion classes, which its scripts call back; Typer registers them only for its own
+# options (add_completion=True).
+typer.completion.completion_init()
+
+
+def _shell(named: str) -> str:
+    if named:
+        if named not in SHELLS:
+            raise UserError(f"neurorl completes in {', '.join(SHELLS)}, not {named!r}; "
+                            f"name one: neurorl --show-completion bash")
+        return named
+    try:
+        detected = shellingham.detect_shell()[0]
+    except shellingham.ShellDetectionFailure:
+        detected = Path(os.environ.get("SHELL", "")).name
+    if detected not in SHELLS:
+        seen = f"the shell here is {detected!r}" if detected else "no shell runs neurorl here"
+        raise UserError(f"{seen}; name one of {', '.join(SHELLS)}: neurorl --show-completion bash")
+    return detected
+
+
+def show(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        typer.completion.show_callback(ctx, param, _shell(value))  # prints the script and exits
+
+
+def install(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        typer.completion.install_callback(ctx, param, _shell(value))  # writes the rc line and exits
+
+
+def bare_to_detect(args: list[str]) -> list[str]:
+    """`--show-completion` with no SHELL after it means the shell running neurorl: "" here. (Typer's
+    click takes no option whose value may be left out.)"""
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg in ("--show-completion", "--install-completion") and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append("")
+    return out
