@@ -98,6 +98,8 @@ def test_bare_completion_options_detect_the_shell_or_fall_back_to_dollar_shell(m
     monkeypatch.delenv("SHELL")
     with pytest.raises(UserError, match="neurorl --show-completion bash"):
         completion._shell("")
+    with pytest.raises(UserError, match="neurorl --install-completion bash"):  # the hint repeats the option typed
+        completion._shell("", "--install-completion")
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "neurorl")

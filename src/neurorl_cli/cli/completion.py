@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import shellingham
-import typer
 import typer.completion
 
 from neurorl_cli.errors import UserError
@@ -25,11 +24,12 @@ SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 typer.completion.completion_init()
 
 
-def _shell(named: str) -> str:
+def _shell(named: str, option: str = "--show-completion") -> str:
+    """The shell named, else the one detected; `option` (the one typed) goes into the hint."""
     if named:
         if named not in SHELLS:
             raise UserError(f"neurorl completes in {', '.join(SHELLS)}, not {named!r}; "
-                            f"name one: neurorl --show-completion bash")
+                            f"name one: neurorl {option} bash")
         return named
     try:
         detected = shellingham.detect_shell()[0]
@@ -37,18 +37,18 @@ def _shell(named: str) -> str:
         detected = Path(os.environ.get("SHELL", "")).name
     if detected not in SHELLS:
         seen = f"the shell here is {detected!r}" if detected else "no shell runs neurorl here"
-        raise UserError(f"{seen}; name one of {', '.join(SHELLS)}: neurorl --show-completion bash")
+        raise UserError(f"{seen}; name one of {', '.join(SHELLS)}: neurorl {option} bash")
     return detected
 
 
 def show(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> None:
     if value is not None and not ctx.resilient_parsing:
-        typer.completion.show_callback(ctx, param, _shell(value))  # prints the script and exits
+        typer.completion.show_callback(ctx, param, _shell(value, param.opts[0]))  # prints the script and exits
 
 
 def install(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> None:
     if value is not None and not ctx.resilient_parsing:
-        typer.completion.install_callback(ctx, param, _shell(value))  # writes the rc line and exits
+        typer.completion.install_callback(ctx, param, _shell(value, param.opts[0]))  # writes the rc line and exits
 
 
 def bare_to_detect(args: list[str]) -> list[str]:
