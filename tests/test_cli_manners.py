@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from neurorl_cli import catalog
 from neurorl_cli.cli import app as cli_app
 
-from .conftest import cli
+from .conftest import REPO, cli
 
 # Python types where a value's meaning belongs, and Typer's braces around a required argument.
 TYPE_NAMES = re.compile(r"<(bool|str|int|float|path|file|list\[\w+\])>|\{[a-z_]+\}")
@@ -77,6 +77,31 @@ def test_shell_completion_is_offered_and_completes_commands():
     env = {**os.environ, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": "neurorl runs l", "COMP_CWORD": "2"}
     proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.stdout.split() == ["list"]
+
+
+def _completed(words: str, **env: str) -> list[str]:
+    """What TAB offers after `words` (the last one is being typed), as bash asks for it."""
+    env = {**os.environ, **env, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (not words.endswith(" ")))}
+    proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    return proc.stdout.split()
+
+
+def test_tab_completes_catalog_names_the_users_own_spec_files_and_statuses(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "harlow-long.toml").write_text("")  # names come from file names: unread, unvalidated
+    home = {"NEURORL_HOME": str(tmp_path)}
+    assert _completed("neurorl train har", **home) == ["harlow", "harlow-long"]
+    assert _completed("neurorl train harlow meta-", **home) == ["meta-a2c-lstm"]
+    assert _completed("neurorl train firefly td3-", **home) == ["td3-holistic", "td3-modular"]
+    assert _completed("neurorl train tasks/two", **home) == ["tasks/two-step.toml"]
+    assert _completed("neurorl report --task conditioning-f", **home) == ["conditioning-fixed"]
+    assert _completed("neurorl runs list --model ekf", **home) == ["ekf-td3"]
+    assert _completed("neurorl runs list --status c", **home) == ["completed", "crashed", "cancelled"]
+    # Names a family makes (as zsh and fish ask for them: bash splits its words at the colon).
+    assert _completed("neurorl train neurogym:GoNo", **home) == ["neurogym:GoNogo-v0"]
+    assert _completed("neurorl train nothing-like-it", **home) == []
 
 
 def test_bare_completion_options_detect_the_shell_or_fall_back_to_dollar_shell(monkeypatch):

@@ -10,6 +10,7 @@ unknown is one line that names the fix.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -60,3 +61,54 @@ def bare_to_detect(args: list[str]) -> list[str]:
         if arg in ("--show-completion", "--install-completion") and (i + 1 == len(args) or args[i + 1].startswith("-")):
             out.append("")
     return out
+
+
+# -- what TAB offers for a value. A completer never fails: an error would print into the user's
+# shell line, so one that cannot read the catalog offers nothing.
+
+
+def _offer(names: list[str], incomplete: str) -> list[str]:
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _spec_files(incomplete: str) -> list[str]:
+    """Folders and .toml files under what is typed, where it looks like a path (TASK and MODEL
+    also take a spec file)."""
+    if "/" not in incomplete and not incomplete.startswith("."):
+        return []
+    return sorted(p + "/" if os.path.isdir(p) else p for p in glob.glob(incomplete + "*")
+                  if os.path.isdir(p) or p.endswith(".toml"))
+
+
+def tasks(incomplete: str) -> list[str]:
+    """Catalog task names (the shipped ones and the user's), read from file names: TAB stays under
+    a second, where validating the catalog would import torch. After a family's prefix, the names
+    it makes (neurogym:<Id>: that imports NeuroGym, so only once a ':' is typed; in zsh and fish,
+    as bash splits its words at the colon)."""
+    try:
+        from neurorl_cli import catalog, plugins
+        from neurorl_cli.home import find_home
+
+        names = catalog.task_names(find_home())
+        if ":" in incomplete:
+            names += [n for family in plugins.families().values() for n in family.generated_names()]
+        return _offer(names, incomplete) + _spec_files(incomplete)
+    except Exception:  # noqa: BLE001 - see above
+        return []
+
+
+def models(incomplete: str) -> list[str]:
+    """Catalog model names (the shipped ones and the user's)."""
+    try:
+        from neurorl_cli import catalog
+        from neurorl_cli.home import find_home
+
+        return _offer(catalog.model_names(find_home()), incomplete) + _spec_files(incomplete)
+    except Exception:  # noqa: BLE001 - see above
+        return []
+
+
+def statuses(incomplete: str) -> list[str]:
+    from neurorl_cli.registry.models import RUN_STATUSES
+
+    return _offer(list(RUN_STATUSES), incomplete)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from neurorl_cli.cli import completion
 from neurorl_cli.errors import UserError
 from neurorl_cli.cli.app import out
 
@@ -18,7 +19,7 @@ def register(app: typer.Typer) -> None:
                         "neurorl report --task perceptual-decision-making")
     def report(
         ref: str = typer.Argument(None, metavar="EXPERIMENT|RUN", help="An experiment (e<id>, --name) or one run (r<id>); or a hash prefix."),
-        task: str = typer.Option(None, "--task", metavar="TASK", help="Compare every experiment of this task instead."),
+        task: str = typer.Option(None, "--task", metavar="TASK", autocompletion=completion.tasks, help="Compare every experiment of this task instead."),
         out_dir: Path = typer.Option(None, "--out", metavar="DIR", help="Folder for the page and figures (default report/<name>)."),
         protocol: str = typer.Option(None, "--protocol", metavar="NAME", help="Only this evaluation protocol."),
     ) -> None:

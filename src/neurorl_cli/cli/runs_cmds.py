@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from neurorl_cli.cli import completion
 from neurorl_cli.cli.common import table as new_table
 
 runs_app = typer.Typer(help="Stored runs: list them, show one, see a sweep as a matrix, remove some.", no_args_is_help=True,
@@ -31,9 +32,9 @@ def _run_row(run, exp) -> dict:
                                  "neurorl runs list --task perceptual-decision-making --status completed\n"
                                  "neurorl runs list --model ppo --json")
 def list_runs(
-    task: str = typer.Option(None, "--task", metavar="TASK", help="Only runs of this task."),
-    model: str = typer.Option(None, "--model", metavar="MODEL", help="Only runs of this model."),
-    status: str = typer.Option(None, "--status", metavar="STATUS", help="Only runs in this status (queued, running, completed, ...)."),
+    task: str = typer.Option(None, "--task", metavar="TASK", autocompletion=completion.tasks, help="Only runs of this task."),
+    model: str = typer.Option(None, "--model", metavar="MODEL", autocompletion=completion.models, help="Only runs of this model."),
+    status: str = typer.Option(None, "--status", metavar="STATUS", autocompletion=completion.statuses, help="Only runs in this status (queued, running, completed, ...)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable listing."),
 ):
     """Runs, newest last, with their status and progress."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from neurorl_cli.cli import completion
 from neurorl_cli.errors import Interrupted, UserError, WorkFailed
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
@@ -22,8 +23,8 @@ def register(app: typer.Typer) -> None:
                         "neurorl train --resume r3\n"
                         "neurorl train --resume e2")
     def train(
-        task: str = typer.Argument(None, metavar="TASK", help="Catalog task, neurogym:<Id>, or a task spec file."),
-        model: str = typer.Argument(None, metavar="MODEL", help="Catalog model or a model spec file."),
+        task: str = typer.Argument(None, metavar="TASK", autocompletion=completion.tasks, help="Catalog task, neurogym:<Id>, or a task spec file."),
+        model: str = typer.Argument(None, metavar="MODEL", autocompletion=completion.models, help="Catalog model or a model spec file."),
         seeds: str = typer.Option("0", "--seeds", metavar="SEEDS", help="Seeds: 0-4, 3 or 0,2,5."),
         set_: list[str] = typer.Option([], "--set", metavar="K=V", help="Override: section.key=value (bare commas make a grid)."),
         steps: int = typer.Option(None, "--steps", metavar="N", help="Budget in agent steps (default: the task's)."),
