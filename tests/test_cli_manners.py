@@ -65,6 +65,15 @@ def test_version_is_printed_without_loading_the_libraries():
     assert cli("--version").stdout == proc.stdout
 
 
+def _completed(words: str, **env: str) -> list[str]:
+    """What TAB offers after `words` (the last one is being typed), as bash asks for it."""
+    env = {**os.environ, **env, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (not words.endswith(" ")))}
+    proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    return proc.stdout.split()
+
+
 def test_shell_completion_is_offered_and_completes_commands():
     root_help = cli("--help", check=True).stdout
     assert "--install-completion" in root_help and "--show-completion" in root_help
@@ -74,18 +83,7 @@ def test_shell_completion_is_offered_and_completes_commands():
     assert "complete --command neurorl" in cli("--show-completion", "fish", check=True).stdout
     wrong = cli("--show-completion", "tcsh")
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "neurorl --show-completion bash" in wrong.stderr
-    env = {**os.environ, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": "neurorl runs l", "COMP_CWORD": "2"}
-    proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60)
-    assert proc.stdout.split() == ["list"]
-
-
-def _completed(words: str, **env: str) -> list[str]:
-    """What TAB offers after `words` (the last one is being typed), as bash asks for it."""
-    env = {**os.environ, **env, "_NEURORL_COMPLETE": "complete_bash", "COMP_WORDS": words,
-           "COMP_CWORD": str(len(words.split()) - (not words.endswith(" ")))}
-    proc = subprocess.run([sys.executable, "-m", "neurorl_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
-    assert proc.returncode == 0 and not proc.stderr, proc.stderr
-    return proc.stdout.split()
+    assert _completed("neurorl runs l") == ["list"]
 
 
 def test_tab_completes_catalog_names_the_users_own_spec_files_and_statuses(tmp_path):
