@@ -97,8 +97,12 @@ def test_tab_completes_catalog_names_the_users_own_spec_files_and_statuses(tmp_p
     assert _completed("neurorl report --task conditioning-f", **home) == ["conditioning-fixed"]
     assert _completed("neurorl runs list --model ekf", **home) == ["ekf-td3"]
     assert _completed("neurorl runs list --status c", **home) == ["completed", "crashed", "cancelled"]
-    # Names a family makes (as zsh and fish ask for them: bash splits its words at the colon).
-    assert _completed("neurorl train neurogym:GoNo", **home) == ["neurogym:GoNogo-v0"]
+    # Names a family makes. Bash splits its words at the colon, and readline then replaces only
+    # what follows it, so bash is offered that part.
+    assert _completed("neurorl train neurogym : GoNo", **home) == ["GoNogo-v0"]
+    assert _completed("neurorl train neurogym :", **home)[:2] == ["AntiReach-v0", "Bandit-v0"]
+    assert _completed("neurorl train neurogym : GoNogo-v0 ek", **home) == ["ekf-td3"]
+    assert _completed("neurorl runs list --task = conditioning-f", **home) == ["conditioning-fixed"]
     assert _completed("neurorl train nothing-like-it", **home) == []
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import shellingham
 import typer.completion
+from typer._click.shell_completion import add_completion_class, split_arg_string
+from typer._completion_classes import BashComplete  # private, as the click Typer vendors: typer is pinned
 
 from neurorl_cli.errors import UserError
 
@@ -23,6 +25,39 @@ SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 # Typer's completion classes, which its scripts call back; Typer registers them only for its own
 # options (add_completion=True).
 typer.completion.completion_init()
+
+
+class _Bash(BashComplete):
+    """Bash's completion, with the words bash split at ':' and '=' (its COMP_WORDBREAKS) joined
+    again: `neurogym:GoNo` arrives as `neurogym`, `:`, `GoNo`, and Typer's class completed `GoNo`
+    as a model. Readline replaces only the word bash split off last (`GoNo`), so an offer is cut
+    to what replaces it (`GoNogo-v0`), as bash-completion's __ltrim_colon_completions does."""
+
+    BREAKS = ":="
+    replaced = ""  # the end of the joined word that readline replaces
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        words = split_arg_string(os.environ["COMP_WORDS"])
+        cword = int(os.environ["COMP_CWORD"])
+        joined: list[str] = []
+        for word in words[:cword + 1]:
+            if joined and (word.strip(self.BREAKS) == "" or joined[-1][-1] in self.BREAKS):
+                joined[-1] += word
+            else:
+                joined.append(word)
+        if cword >= len(words):  # after a space: a new, empty word
+            return joined[1:], ""
+        self.replaced = "" if words[cword].strip(self.BREAKS) == "" else words[cword]
+        return joined[1:-1], joined[-1]
+
+    def complete(self) -> str:
+        args, incomplete = self.get_completion_args()
+        kept = incomplete[:len(incomplete) - len(self.replaced)]  # typed before the last split
+        offers = [item.value for item in self.get_completions(args, incomplete)]
+        return "\n".join(o[len(kept):] if kept and o.startswith(kept) else o for o in offers)
+
+
+add_completion_class(_Bash, "bash")
 
 
 def _shell(named: str, option: str = "--show-completion") -> str:
@@ -83,8 +118,7 @@ def _spec_files(incomplete: str) -> list[str]:
 def tasks(incomplete: str) -> list[str]:
     """Catalog task names (the shipped ones and the user's), read from file names: TAB stays under
     a second, where validating the catalog would import torch. After a family's prefix, the names
-    it makes (neurogym:<Id>: that imports NeuroGym, so only once a ':' is typed; in zsh and fish,
-    as bash splits its words at the colon)."""
+    it makes (neurogym:<Id>: that imports NeuroGym, so only once a ':' is typed)."""
     try:
         from neurorl_cli import catalog, plugins
         from neurorl_cli.home import find_home
