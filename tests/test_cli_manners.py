@@ -103,6 +103,7 @@ def test_tab_completes_catalog_names_the_users_own_spec_files_and_statuses(tmp_p
     assert _completed("neurorl train neurogym :", **home)[:2] == ["AntiReach-v0", "Bandit-v0"]
     assert _completed("neurorl train neurogym : GoNogo-v0 ek", **home) == ["ekf-td3"]
     assert _completed("neurorl runs list --task = conditioning-f", **home) == ["conditioning-fixed"]
+    assert _completed("neurorl train '' meta-", **home) == ["meta-a2c-lstm"]  # an empty word is no break
     assert _completed("neurorl train nothing-like-it", **home) == []
 
 

@@ -41,13 +41,13 @@ class _Bash(BashComplete):
         cword = int(os.environ["COMP_CWORD"])
         joined: list[str] = []
         for word in words[:cword + 1]:
-            if joined and (word.strip(self.BREAKS) == "" or joined[-1][-1] in self.BREAKS):
+            if joined and word and (not word.strip(self.BREAKS) or joined[-1].endswith(tuple(self.BREAKS))):
                 joined[-1] += word
             else:
                 joined.append(word)
         if cword >= len(words):  # after a space: a new, empty word
             return joined[1:], ""
-        self.replaced = "" if words[cword].strip(self.BREAKS) == "" else words[cword]
+        self.replaced = words[cword] if words[cword].strip(self.BREAKS) else ""
         return joined[1:-1], joined[-1]
 
     def complete(self) -> str:
