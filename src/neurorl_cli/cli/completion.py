@@ -34,9 +34,10 @@ class _Bash(BashComplete):
     to what replaces it (`GoNogo-v0`), as bash-completion's __ltrim_colon_completions does."""
 
     BREAKS = ":="
-    replaced = ""  # the end of the joined word that readline replaces
 
-    def get_completion_args(self) -> tuple[list[str], str]:
+    def _words(self) -> tuple[list[str], str, str]:
+        """The arguments before the word being typed, that word joined again, and the end of it
+        that readline replaces (the part bash split off last)."""
         words = split_arg_string(os.environ["COMP_WORDS"])
         cword = int(os.environ["COMP_CWORD"])
         joined: list[str] = []
@@ -46,13 +47,16 @@ class _Bash(BashComplete):
             else:
                 joined.append(word)
         if cword >= len(words):  # after a space: a new, empty word
-            return joined[1:], ""
-        self.replaced = words[cword] if words[cword].strip(self.BREAKS) else ""
-        return joined[1:-1], joined[-1]
+            return joined[1:], "", ""
+        return joined[1:-1], joined[-1], words[cword] if words[cword].strip(self.BREAKS) else ""
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        args, incomplete, _ = self._words()
+        return args, incomplete
 
     def complete(self) -> str:
-        args, incomplete = self.get_completion_args()
-        kept = incomplete[:len(incomplete) - len(self.replaced)]  # typed before the last split
+        args, incomplete, replaced = self._words()
+        kept = incomplete[:len(incomplete) - len(replaced)]  # typed before the last split
         offers = [item.value for item in self.get_completions(args, incomplete)]
         return "\n".join(o[len(kept):] if kept and o.startswith(kept) else o for o in offers)
 
