@@ -1,7 +1,8 @@
 """Seed groups against separate processes: meta-a2c-lstm on Harlow (issue 19).
 
 Group side: S seeds trained by one process as one batched computation
-(`MetaA2CBackend.train_group`, torch threads --group-threads, default 2). Solo side: S separate
+(`MetaA2CBackend.train_group`, torch threads --group-threads, default 2), or spread over
+--group-workers such processes run at once. Solo side: S separate
 worker processes (`python -m neurorl_cli.worker RUN_DIR`, run.json written with
 RunConfig.to_json(), one torch thread each), 2 at a time, as `--jobs 2` runs them.
 
@@ -23,6 +24,8 @@ the repeats' ratios.
 
     .venv/bin/python bench/seed_groups_metarl.py --quick          # S = 1,4,16,64 at 16 episodes, ~3 min
     .venv/bin/python bench/seed_groups_metarl.py                  # S = 1,4,16,64 at 512 and 16 episodes, 3 repeats
+    .venv/bin/python bench/seed_groups_metarl.py --sizes 16 --episodes 16 --group-workers 2 --group-threads 1
+                                                                  # 16 seeds as `--jobs 2` groups them: 2 x 8
     .venv/bin/python bench/seed_groups_metarl.py --nets           # hand-batched LSTM against vmap(functional_call)
     .venv/bin/python bench/seed_groups_metarl.py --flops          # FLOPs per update, the estimate
 """
@@ -115,13 +118,16 @@ def stop_after(procs: list[tuple[subprocess.Popen, list[Path]]], seconds: float)
         time.sleep(0.2)
 
 
-def measure_group(config: dict, S: int, seconds: float, threads: int) -> dict:
+def measure_group(config: dict, S: int, seconds: float, threads: int, workers: int = 1) -> dict:
+    """S seeds in `workers` group processes at once (S / workers seeds each), as `neurorl train
+    --seeds ... --jobs W` spreads them."""
     root = Path(tempfile.mkdtemp(prefix="bench-group-"))
     dirs = write_runs(root, config, list(range(S)), threads)
+    shares = [dirs[w::workers] for w in range(min(workers, S))]
     began = time.time()
-    proc = subprocess.Popen([sys.executable, __file__, "_group", *map(str, dirs)], cwd=REPO,
-                            env={**os.environ, "NEURORL_HEARTBEAT_EVERY": "0"})
-    stop_after([(proc, dirs)], seconds)
+    procs = [(subprocess.Popen([sys.executable, __file__, "_group", *map(str, share)], cwd=REPO,
+                               env={**os.environ, "NEURORL_HEARTBEAT_EVERY": "0"}), share) for share in shares]
+    stop_after(procs, seconds)
     rates = [steady_rate(d) for d in dirs]
     return {"rate": sum(rates), "startup": max(running_at(d) for d in dirs) - began,
             "updates": sum(e["type"] == "metric" for e in events(dirs[0])), "config": json.loads((dirs[0] / "run.json").read_text())["config"]}
@@ -225,6 +231,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=None, help="training seconds per process")
     ap.add_argument("--solo-cap", type=int, default=4)
     ap.add_argument("--group-threads", type=int, default=2)
+    ap.add_argument("--group-workers", type=int, default=1,
+                    help="group processes the S seeds are spread over, run at once (2 with --group-threads 1: "
+                         "what `neurorl train --seeds 0-15 --jobs 2` does on a CPU)")
     ap.add_argument("--nets", action="store_true")
     ap.add_argument("--flops", action="store_true")
     args = ap.parse_args()
@@ -240,7 +249,7 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     seconds = args.seconds or (6.0 if args.quick else 20.0)
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"# {' '.join(sys.argv)}\n# load average {os.getloadavg()}, cpus {os.cpu_count()}, group threads {args.group_threads}")
+    print(f"# {' '.join(sys.argv)}\n# load average {os.getloadavg()}, cpus {os.cpu_count()}, group threads {args.group_threads}, group workers {args.group_workers}")
     for E in episodes:
         config = config_for(E)
         print(f"\n## {E} episodes per update ({flops_per_update(E)['update_gflop']:.2f} GFLOP per update per seed, estimated)")
@@ -251,7 +260,7 @@ def main() -> None:
                 order = ("group", "solo") if r % 2 == 0 else ("solo", "group")
                 got = {}
                 for side in order:
-                    got[side] = (measure_group(config, S, seconds, args.group_threads) if side == "group"
+                    got[side] = (measure_group(config, S, seconds, args.group_threads, args.group_workers) if side == "group"
                                  else measure_solo(config, S, seconds, args.solo_cap))
                 assert got["group"].pop("config") == got["solo"].pop("config") == config, "the sides trained different configs"
                 results.append(got)
