@@ -119,11 +119,12 @@ def stop_after(procs: list[tuple[subprocess.Popen, list[Path]]], seconds: float)
 
 
 def measure_group(config: dict, S: int, seconds: float, threads: int, workers: int = 1) -> dict:
-    """S seeds in `workers` group processes at once (S / workers seeds each), as `neurorl train
-    --seeds ... --jobs W` spreads them."""
+    """S seeds in `workers` group processes at once, cut as training.seed_groups cuts them for
+    `neurorl train --seeds ... --jobs W`: consecutive seeds, ceil(S / W) a group."""
     root = Path(tempfile.mkdtemp(prefix="bench-group-"))
     dirs = write_runs(root, config, list(range(S)), threads)
-    shares = [dirs[w::workers] for w in range(min(workers, S))]
+    size = -(-S // workers)
+    shares = [dirs[i:i + size] for i in range(0, S, size)]
     began = time.time()
     procs = [(subprocess.Popen([sys.executable, __file__, "_group", *map(str, share)], cwd=REPO,
                                env={**os.environ, "NEURORL_HEARTBEAT_EVERY": "0"}), share) for share in shares]
