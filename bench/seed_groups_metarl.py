@@ -28,6 +28,8 @@ the repeats' ratios.
                                                                   # 16 seeds as `--jobs 2` groups them: 2 x 8
     .venv/bin/python bench/seed_groups_metarl.py --nets           # hand-batched LSTM against vmap(functional_call)
     .venv/bin/python bench/seed_groups_metarl.py --flops          # FLOPs per update, the estimate
+    .venv/bin/python bench/seed_groups_metarl.py --ceiling --sizes 8 --episodes 16,64
+                                                                  # the group against one network on the same batch
 """
 
 from __future__ import annotations
@@ -223,6 +225,60 @@ def nets_bench(S: int, n: int, repeats: int = 200) -> None:
         print(f"  S={S:3d} n={n:4d} {name:22s} {(time.perf_counter() - t) / repeats * 1e3:7.2f} ms per unroll+backward")
 
 
+def ceiling_bench(S: int, n: int, seconds: float = 2.0, repeats: int = 3) -> None:
+    """How far grouping can go: the group's update (train_group's unroll, losses, backward, clip and
+    step) on one thread at S seeds x n episodes, against the same code at 1 seed x S*n episodes
+    (one network, the same batch) and at 1 seed x n. If the first two run at one rate, the group
+    costs nothing over one big batch, and the ratio to separate processes is bounded by what the
+    larger batch gains on a core, whatever the group's code."""
+    import torch
+
+    from neurorl_cli.engines.native.meta_a2c import Hyper, build_env
+    from neurorl_cli.engines.native.meta_a2c_group import _clip_per_seed, _losses, _rmsprop, _unroll
+    from neurorl_cli.nets.meta_lstm import MetaLSTM, StackedMetaLSTM
+
+    torch.set_num_threads(1)
+
+    def update_fn(seeds: int, episodes: int):
+        config = config_for(episodes)
+        hyper = Hyper(**config["model"]["hyper"])
+        env = build_env(config, seeds * episodes, seed=0, device="cpu")
+        env.split_streams(list(range(seeds)))
+        nets = []
+        for s in range(seeds):
+            torch.manual_seed(s)
+            nets.append(MetaLSTM(env.obs_dim, env.n_actions, hyper.hidden_size))
+        stack = StackedMetaLSTM.from_nets(nets)
+        optim = _rmsprop(stack, hyper)
+        generators = [torch.Generator().manual_seed(s) for s in range(seeds)]
+
+        def update() -> int:
+            steps, _ = _unroll(stack, env, episodes, generators, hyper.gamma)
+            loss, _ = _losses(steps, hyper)
+            for p in stack.parameters():
+                p.grad = None
+            loss.backward()
+            _clip_per_seed(stack.parameters(), hyper.max_grad_norm)
+            optim.step()
+            return int(steps["mask"].sum())
+
+        update()  # warm-up
+        return update
+
+    shapes = {f"{S} seeds x {n}": update_fn(S, n), f"1 seed x {S * n}": update_fn(1, S * n), f"1 seed x {n}": update_fn(1, n)}
+    rates: dict[str, list[float]] = {k: [] for k in shapes}
+    for _ in range(repeats):  # alternated
+        for name, update in shapes.items():
+            t, steps = time.perf_counter(), 0
+            while time.perf_counter() - t < seconds:
+                steps += update()
+            rates[name].append(steps / (time.perf_counter() - t))
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    one = median[f"1 seed x {n}"]
+    for name, rate in median.items():
+        print(f"  {name:>18}  {rate:11,.0f} steps/s on one thread  {rate / one:5.2f}x one seed x {n}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="16 episodes per update, 1 repeat, 6 s per side")
@@ -237,10 +293,17 @@ def main() -> None:
                          "what `neurorl train --seeds 0-15 --jobs 2` does on a CPU)")
     ap.add_argument("--nets", action="store_true")
     ap.add_argument("--flops", action="store_true")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="the group's update at S x E against one network at 1 x S*E (see ceiling_bench)")
     args = ap.parse_args()
     if args.nets:
         for S, n in ((4, 16), (16, 16), (64, 16), (16, 512)):
             nets_bench(S, n, repeats=20 if n > 100 else 100)
+        return
+    if args.ceiling:
+        for E in [int(x) for x in (args.episodes or "16,64").split(",")]:
+            for S in [int(x) for x in args.sizes.split(",")]:
+                ceiling_bench(S, E)
         return
     if args.flops:
         for e in (16, 512):
