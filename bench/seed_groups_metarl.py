@@ -301,6 +301,7 @@ def main() -> None:
             nets_bench(S, n, repeats=20 if n > 100 else 100)
         return
     if args.ceiling:
+        print(f"# {' '.join(sys.argv)}\n# load average {os.getloadavg()}, cpus {os.cpu_count()}, one thread")
         for E in [int(x) for x in (args.episodes or "16,64").split(",")]:
             for S in [int(x) for x in args.sizes.split(",")]:
                 ceiling_bench(S, E)
