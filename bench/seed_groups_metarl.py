@@ -121,12 +121,13 @@ def stop_after(procs: list[tuple[subprocess.Popen, list[Path]]], seconds: float)
 
 
 def measure_group(config: dict, S: int, seconds: float, threads: int, workers: int = 1) -> dict:
-    """S seeds in `workers` group processes at once, cut as training.seed_groups cuts them for
-    `neurorl train --seeds ... --jobs W`: consecutive seeds, ceil(S / W) a group."""
+    """S seeds in `workers` group processes at once, cut as `neurorl train --seeds ... --jobs W`
+    cuts them (training.cut_seeds: consecutive seeds, ceil(S / W) a group)."""
+    from neurorl_cli.training import cut_seeds
+
     root = Path(tempfile.mkdtemp(prefix="bench-group-"))
     dirs = write_runs(root, config, list(range(S)), threads)
-    size = -(-S // workers)
-    shares = [dirs[i:i + size] for i in range(0, S, size)]
+    shares = cut_seeds(dirs, S, workers)
     began = time.time()
     procs = [(subprocess.Popen([sys.executable, __file__, "_group", *map(str, share)], cwd=REPO,
                                env={**os.environ, "NEURORL_HEARTBEAT_EVERY": "0"}), share) for share in shares]
@@ -226,15 +227,14 @@ def nets_bench(S: int, n: int, repeats: int = 200) -> None:
 
 
 def ceiling_bench(S: int, n: int, seconds: float = 2.0, repeats: int = 3) -> None:
-    """How far grouping can go: the group's update (train_group's unroll, losses, backward, clip and
-    step) on one thread at S seeds x n episodes, against the same code at 1 seed x S*n episodes
+    """How far grouping can go: the group trainer's update (meta_a2c_group.update_group) on one thread at S seeds x n episodes, against the same code at 1 seed x S*n episodes
     (one network, the same batch) and at 1 seed x n. If the first two run at one rate, the group
     costs nothing over one big batch, and the ratio to separate processes is bounded by what the
     larger batch gains on a core, whatever the group's code."""
     import torch
 
     from neurorl_cli.engines.native.meta_a2c import Hyper, build_env
-    from neurorl_cli.engines.native.meta_a2c_group import _clip_per_seed, _losses, _rmsprop, _unroll
+    from neurorl_cli.engines.native.meta_a2c_group import _rmsprop, update_group
     from neurorl_cli.nets.meta_lstm import MetaLSTM, StackedMetaLSTM
 
     torch.set_num_threads(1)
@@ -253,13 +253,7 @@ def ceiling_bench(S: int, n: int, seconds: float = 2.0, repeats: int = 3) -> Non
         generators = [torch.Generator().manual_seed(s) for s in range(seeds)]
 
         def update() -> int:
-            steps, _ = _unroll(stack, env, episodes, generators, hyper.gamma)
-            loss, _ = _losses(steps, hyper)
-            for p in stack.parameters():
-                p.grad = None
-            loss.backward()
-            _clip_per_seed(stack.parameters(), hyper.max_grad_norm)
-            optim.step()
+            steps, _, _, _ = update_group(stack, optim, env, episodes, generators, hyper)
             return int(steps["mask"].sum())
 
         update()  # warm-up
@@ -277,6 +271,10 @@ def ceiling_bench(S: int, n: int, seconds: float = 2.0, repeats: int = 3) -> Non
     one = median[f"1 seed x {n}"]
     for name, rate in median.items():
         print(f"  {name:>18}  {rate:11,.0f} steps/s on one thread  {rate / one:5.2f}x one seed x {n}")
+
+
+def header(setup: str) -> None:
+    print(f"# {' '.join(sys.argv)}\n# load average {os.getloadavg()}, cpus {os.cpu_count()}, {setup}")
 
 
 def main() -> None:
@@ -301,7 +299,7 @@ def main() -> None:
             nets_bench(S, n, repeats=20 if n > 100 else 100)
         return
     if args.ceiling:
-        print(f"# {' '.join(sys.argv)}\n# load average {os.getloadavg()}, cpus {os.cpu_count()}, one thread")
+        header("one thread")
         for E in [int(x) for x in (args.episodes or "16,64").split(",")]:
             for S in [int(x) for x in args.sizes.split(",")]:
                 ceiling_bench(S, E)
@@ -314,7 +312,7 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     seconds = args.seconds or (6.0 if args.quick else 20.0)
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"# {' '.join(sys.argv)}\n# load average {os.getloadavg()}, cpus {os.cpu_count()}, group threads {args.group_threads}, group workers {args.group_workers}")
+    header(f"group threads {args.group_threads}, group workers {args.group_workers}")
     for E in episodes:
         config = config_for(E)
         print(f"\n## {E} episodes per update ({flops_per_update(E)['update_gflop']:.2f} GFLOP per update per seed, estimated)")

@@ -213,10 +213,16 @@ def seed_groups(engine: Engine, runs: list[Run], per_worker: int | None, jobs: i
         for exp_id, members in by_experiment.items():
             config = session.get(Experiment, exp_id).config
             size = engine_of(config).group_size(config, device, per_worker)
-            if not per_worker:  # the default spreads the seeds over the --jobs workers
-                size = min(size, -(-len(members) // jobs))
-            groups += [members[i:i + size] for i in range(0, len(members), max(size, 1))]
+            # the default spreads the seeds over the --jobs workers
+            groups += cut_seeds(members, size, None if per_worker else jobs)
     return groups
+
+
+def cut_seeds(members: list, size: int, workers: int | None = None) -> list[list]:
+    """Consecutive seeds, `size` to a group; spread over `workers`, at most ceil(len / workers)."""
+    if workers:
+        size = min(size, -(-len(members) // workers))
+    return [members[i:i + size] for i in range(0, len(members), max(size, 1))]
 
 
 def write_run_files(engine: Engine, runs: list[Run], device: str, threads: int | None,

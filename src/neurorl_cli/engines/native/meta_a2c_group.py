@@ -170,13 +170,7 @@ def train_seed_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
     while seeds:
         S = len(seeds)
         befores = [seed.counts[unit] for seed in seeds]
-        steps, trials = _unroll(stack, env, n, [seed.action_gen for seed in seeds], hyper.gamma)
-        loss, per_seed = _losses(steps, hyper)
-        for p in stack.parameters():
-            p.grad = None
-        loss.backward()
-        grad_norms = _clip_per_seed(stack.parameters(), hyper.max_grad_norm)
-        optim.step()
+        steps, trials, per_seed, grad_norms = update_group(stack, optim, env, n, [seed.action_gen for seed in seeds], hyper)
 
         stats = _seed_stats(steps, trials, env.trials_per_episode)
         ended = []
@@ -219,6 +213,20 @@ def train_seed_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
 def _rmsprop(stack, hyper) -> torch.optim.RMSprop:
     return torch.optim.RMSprop(stack.parameters(), lr=hyper.learning_rate, alpha=hyper.rmsprop_alpha,
                                eps=hyper.rmsprop_eps)
+
+
+def update_group(stack, optim, env, n: int, generators: list[torch.Generator], hyper):
+    """One update of every seed in the stack: unroll n episodes each, the summed solo losses'
+    backward, each seed's gradient clipped by its own norm, one RMSProp step. Returns the unroll's
+    steps and trials, the per-seed losses and the per-seed gradient norms."""
+    steps, trials = _unroll(stack, env, n, generators, hyper.gamma)
+    loss, per_seed = _losses(steps, hyper)
+    for p in stack.parameters():
+        p.grad = None
+    loss.backward()
+    grad_norms = _clip_per_seed(stack.parameters(), hyper.max_grad_norm)
+    optim.step()
+    return steps, trials, per_seed, grad_norms
 
 
 def _keep(seeds, stack, optim, env, keep: list[int]):
