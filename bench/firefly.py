@@ -190,7 +190,7 @@ def _figures(run: dict) -> dict:
 
 def _train(home: Path, model: str, args, deadline: float | None, threads: int, recorded: set[int]) -> None:
     """One model's seeds in turn, one `train` command each: a run an earlier invocation
-    stopped (or that crashed) continues from its last checkpoint, a missing seed is trained, a
+    stopped (or that was killed with it) continues from its last checkpoint, a missing seed is trained, a
     completed one, or one in `recorded` (the seeds --results holds), is skipped. A run is
     stopped with SIGTERM (it saves a checkpoint and ends `cancelled`; the next invocation with
     the same --home continues it) at the deadline, or, with --window, once it has trained that
@@ -202,6 +202,14 @@ def _train(home: Path, model: str, args, deadline: float | None, threads: int, r
         if seed in recorded:
             continue
         run = _runs(home, model).get(seed)
+        while run and run[1] == "running":
+            # Left by an invocation that was killed (this one is its home's only trainer): the
+            # registry calls it crashed once its last heartbeat's promise lapses, and it resumes.
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(10)
+            _wait(_cli(home, "runs", "list"))
+            run = _runs(home, model).get(seed)
         if run and done(run):
             continue
         if run and run[1] in ("cancelled", "crashed"):

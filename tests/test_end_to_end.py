@@ -74,10 +74,11 @@ def test_ctrl_c_cancels_then_resume_continues(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("NEURORL_HOME", str(home))
     env = {**os.environ, "NEURORL_HOME": str(home)}
+    command = ["train", "go-no-go", "recurrent-ppo", "--steps", "1024", "--checkpoint-every", "256",
+               "--set", "model.n_steps=64", "--set", "model.batch_size=64", "--set", "model.lstm_hidden_size=16",
+               "--set", "model.n_epochs=2"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "neurorl_cli", "train", "go-no-go", "recurrent-ppo", "--steps", "1024",
-         "--checkpoint-every", "256", "--set", "model.n_steps=64", "--set", "model.batch_size=64",
-         "--set", "model.lstm_hidden_size=16", "--set", "model.n_epochs=2"],
+        [sys.executable, "-m", "neurorl_cli", *command],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     deadline = time.time() + 120
@@ -90,6 +91,9 @@ def test_ctrl_c_cancels_then_resume_continues(tmp_path, monkeypatch):
     listing = json.loads(cli("runs", "list", "--json", home=home, check=True).stdout)
     assert listing[0]["status"] == "cancelled"
     run_id = listing[0]["ref"]
+    # Training the stopped run's seed again makes a new run, and says how to go on with the old one.
+    again = cli(*command, home=home, check=True)
+    assert f"already has run {run_id} (cancelled)" in again.stderr and f"neurorl train --resume {run_id}" in again.stderr
     resumed = cli("train", "--resume", run_id, home=home)
     assert resumed.returncode == 0, resumed.stderr
     shown = json.loads(cli("runs", "show", run_id, "--json", home=home, check=True).stdout)

@@ -30,7 +30,7 @@ def test_tiny_training_evaluation_report_and_watch(neurorl_home, model):
     steps = [s for (s,) in con.execute("SELECT step FROM checkpoint ORDER BY step")]
     phase1 = con.execute("SELECT COUNT(*) FROM metric WHERE key = 'phase1/rewarded_fraction'").fetchone()[0]
     con.close()
-    assert steps == [16, 32] and phase1 >= 1
+    assert steps == [0, 16, 32] and phase1 >= 1  # 0: the last phase-I policy
     events = [json.loads(line) for line in open(f"{run_dir}/events.jsonl")]
     assert [e["phase"] for e in events if e["type"] == "phase"] == [2]
     cli("eval", "e1", "--all-checkpoints", "--protocol", "gain1x", "--protocol", "gain2x", "--trials", "50", check=True)
@@ -38,7 +38,7 @@ def test_tiny_training_evaluation_report_and_watch(neurorl_home, model):
     rows = con.execute("SELECT protocol, metrics FROM evaluation").fetchall()
     trials = con.execute("SELECT COUNT(*) FROM trial").fetchone()[0]
     con.close()
-    assert sorted({p for p, _ in rows}) == ["gain1x", "gain2x"] and len(rows) == 4 and trials == 4 * 50
+    assert sorted({p for p, _ in rows}) == ["gain1x", "gain2x"] and len(rows) == 6 and trials == 6 * 50
     for _, metrics in rows:
         m = json.loads(metrics)
         assert 0 <= m["reward_fraction"] <= 1 and m["distance_cm"] > 0 and m["trials"] == 50
@@ -209,7 +209,7 @@ def test_a_resumed_run_goes_on_from_its_checkpoint_and_times_only_its_own_trials
     con = sqlite3.connect(neurorl_home / "registry.db")
     run_dir = stored_path(neurorl_home, con.execute("SELECT run_dir FROM run").fetchone()[0])
     con.close()
-    first = sorted((run_dir / "checkpoints").glob("*.zip"))[0]
+    first = run_dir / "checkpoints" / "step_000000000016.zip"  # phase II's first
     resumed = resume_in(run_dir, first, tmp_path / "resumed")
     events = [json.loads(line) for line in (resumed / EVENTS).read_text().splitlines()]
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [32]  # 16 was the first attempt's
@@ -225,13 +225,40 @@ def test_a_resumed_run_goes_on_from_its_checkpoint_and_times_only_its_own_trials
 def test_a_run_capped_in_phase_one_is_completed_and_flagged(neurorl_home):
     # Phase II can never begin (every trial must be rewarded): the cap ends the run.
     proc = cli("train", "firefly", "ekf-td3", "--trials", "16", "--checkpoint-every", "16",
-               "--set", "model.phase2_rewarded=1", "--set", "model.phase1_max_trials=64", check=True)
+               "--set", "model.phase2_rewarded=1", "--set", "model.phase1_max_trials=128", check=True)
     assert "not counted in the budget" in proc.stderr and "completed and flagged" in proc.stderr
     shown = json.loads(cli("runs", "show", "r1", "--json", check=True).stdout)
-    assert shown["status"] == "completed" and shown["outcome"].startswith("phase I only: no phase switch after 64")
+    assert shown["status"] == "completed" and shown["outcome"].startswith("phase I only: no phase switch after 128")
+    # Progress counts the budget's (phase-II) trials, though phase I logged its metrics at 112.
+    assert shown["steps"] == 0
     assert [c["step"] for c in shown["checkpoints"]] == [0]  # the phase-I policy, to evaluate and watch
     assert "(flagged)" in cli("runs", "list", check=True).stdout
     cli("eval", "r1", "--all-checkpoints", "--protocol", "gain1x", "--trials", "8", check=True)
+
+
+def test_phase_one_is_checkpointed_as_it_goes_and_a_resume_continues_its_window(neurorl_home, tmp_path):
+    from neurorl_cli.runlog import EVENTS, read_run_file, write_run_file
+
+    # Phase II never begins: the phase-I policy is saved every 16 trials at step 0, each save
+    # replacing the last, so a run killed in phase I loses at most 16 of its trials.
+    cli("train", "firefly", "ekf-td3", "--trials", "16", "--checkpoint-every", "16",
+        "--set", "model.phase2_rewarded=1", "--set", "model.phase1_max_trials=48", check=True)
+    con = sqlite3.connect(neurorl_home / "registry.db")
+    run_dir = stored_path(neurorl_home, con.execute("SELECT run_dir FROM run").fetchone()[0])
+    con.close()
+    saves = [e for e in map(json.loads, (run_dir / EVENTS).read_text().splitlines()) if e["type"] == "checkpoint"]
+    assert [e["step"] for e in saves] == [0, 0, 0] and len({e["sha256"] for e in saves}) == 3
+    checkpoint = run_dir / "checkpoints" / "step_000000000000.zip"
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["counts"]["phase1_trials"] == 48 and len(saved["phase_two"]["recent"]) == 48
+    # Resumed under a later cap, as after a kill: phase I goes on from 48 trials with its
+    # window of the last 100 trials holding those 48 too.
+    spec = read_run_file(run_dir)
+    spec["config"]["model"]["hyper"]["phase1_max_trials"] = 80
+    write_run_file(run_dir, spec)
+    resumed = torch.load(resume_in(run_dir, checkpoint, tmp_path / "resumed") / "checkpoints" / checkpoint.name,
+                         weights_only=True)
+    assert resumed["counts"]["phase1_trials"] == 80 and len(resumed["phase_two"]["recent"]) == 80
 
 
 def test_max_trials_in_all_bounds_the_whole_run(neurorl_home):

@@ -97,12 +97,14 @@ class RunLog:
             self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
             self._thread.start()
 
-    def metrics(self, step: int, values: dict[str, float]) -> None:
-        """Several metrics at one agent step, as one event."""
-        self.step = max(self.step, step)
+    def metrics(self, step: int, values: dict[str, float], progress: bool = True) -> None:
+        """Several metrics at one agent step, as one event. progress=False: the step is on an
+        axis of its own, not the budget's (TD3's phase-I trials), so it says nothing of progress."""
+        if progress:
+            self.step = max(self.step, step)
         clean = {k: float(v) for k, v in values.items() if v is not None and v == v}  # drop NaN
         if clean:
-            self._emit({"type": "metric", "step": int(step), "values": clean})
+            self._emit({"type": "metric", "step": int(step), "values": clean, **({} if progress else {"progress": False})})
 
     def heartbeat(self) -> None:
         self._emit({"type": "heartbeat", "step": self.step, "next": time.time() + self._promise})

@@ -8,7 +8,7 @@ left behind by an interrupted command is reused rather than duplicated.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -30,6 +30,9 @@ class Plan:
     to_train: list[Run]
     skipped: list[Run]  # completed already
     experiments: list[Experiment]
+    # A seed's unfinished run (running, or stopped before its end) beside which a new run was
+    # made: `train` says so, since `--resume` would have gone on from its checkpoint.
+    beside: list[Run] = field(default_factory=list)
 
 
 def _experiment(session: Session, config: dict, name: str | None, tags: list[str]) -> Experiment:
@@ -101,7 +104,7 @@ def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name
         queries.check_name(name)
     if name and len(configs) > 1:
         raise UserError("--name labels one experiment, but --set made a grid: drop --name or the grid")
-    to_train, skipped, experiments = [], [], []
+    to_train, skipped, experiments, beside = [], [], [], []
     with Session(engine) as session:
         for config in configs:
             exp = _experiment(session, config, name, tags)
@@ -118,6 +121,8 @@ def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name
                 if queued and not force:
                     run = queued[-1]
                 else:
+                    if existing and existing[-1].status in ("running", *RESUMABLE):
+                        beside.append(existing[-1])
                     run = Run(
                         experiment_id=exp.id, seed=seed, run_hash=catalog.run_hash(config, seed),
                         launcher=launcher, run_dir="",
@@ -128,10 +133,10 @@ def plan(engine: Engine, home: Home, configs: list[dict], seeds: list[int], name
                 run.launcher = launcher
                 to_train.append(run)
         session.commit()
-        for r in to_train + skipped + experiments:
+        for r in to_train + skipped + experiments + beside:
             session.refresh(r)
         session.expunge_all()
-    return Plan(to_train, skipped, experiments)
+    return Plan(to_train, skipped, experiments, beside)
 
 
 RESUMABLE = ("crashed", "failed", "cancelled")

@@ -108,6 +108,10 @@ def register(app: typer.Typer) -> None:
             plan = training.plan(engine, home, configs, seed_list, name, tag, force, launcher)
             for run in plan.skipped:
                 out.print(f"run r{run.id} (seed {run.seed}) completed already: not trained again (--force trains a new run)")
+            for run in plan.beside:
+                instead = ("" if run.status == "running" else
+                           f"; to continue it from its last checkpoint instead: neurorl train --resume r{run.id}")
+                err.print(f"note: seed {run.seed} already has run r{run.id} ({run.status}): a new run of it trains now{instead}")
             runs = plan.to_train
             for exp in plan.experiments:
                 label = f" '{exp.name}'" if exp.name else ""

@@ -132,7 +132,7 @@ def _ingest_one(engine: Engine, run_id: int, path: Path, warn, root: Path | None
             if kind == "metric":
                 step = event["step"]
                 metrics.extend((run_id, ev_attempt, k, step, v) for k, v in event["values"].items())
-                if ev_attempt == attempt:
+                if ev_attempt == attempt and event.get("progress", True):
                     run_update["steps_done"] = max(run_update.get("steps_done", 0), step)
             elif kind == "checkpoint":
                 known[event["path"]] = event["step"]

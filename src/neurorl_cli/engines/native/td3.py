@@ -46,6 +46,7 @@ from neurorl_cli.interfaces import RunConfig
 
 VERSIONED = ["neurorl-cli", "torch", "numpy"]
 STOP = 0.1  # |a| below this on both components is a stop
+PHASE1_CHECKPOINT_TRIALS = 500  # phase I's checkpoint period where the budget counts steps
 RESUME_TAIL = 2000  # newest trajectories kept in checkpoints, so a resumed run does not start empty
 
 
@@ -224,6 +225,14 @@ class PhaseTwoRule:
             passed = passed or self.last_block > self.threshold
             del self.block[:self.BLOCK]
         return passed
+
+    def state(self) -> dict:
+        """What a checkpoint keeps, so a run resumed in phase I judges the trials it had too."""
+        return {"recent": list(self.recent), "block": list(self.block), "last_block": self.last_block}
+
+    def load(self, state: dict) -> None:
+        self.recent.extend(state["recent"])
+        self.block, self.last_block = list(state["block"]), state["last_block"]
 
     def describe(self) -> str:
         if self.blocks:
@@ -437,6 +446,10 @@ class SeedRun:
         self.config = run.config
         self.unit, self.total = budget_total(run.config)
         self.every = run.checkpoint_every
+        # Phase I lies outside the budget's count, so its checkpoints all sit at step 0, each
+        # replacing the last (the study saves its `_pre` ones every 500 trials): a run killed in
+        # phase I, which can last hours, loses at most this many trials of it.
+        self.phase1_every = self.every if self.unit == "trials" else PHASE1_CHECKPOINT_TRIALS
         self.generator = torch.Generator().manual_seed(run.seed + 1)
         self.counts = {"trials": 0, "steps": 0, "phase": 1, "phase1_trials": 0}
         self.replay = make_replay(hyper, self.generator)
@@ -451,6 +464,9 @@ class SeedRun:
         self.generator.set_state(saved["generator"])
         for trajectory in saved.get("replay", []):
             self.replay.add(trajectory)
+        if "phase_two" in saved:  # older checkpoints lack it: the window starts empty, as it did then
+            self.phase_two.load(saved["phase_two"])
+        self.pending = saved.get("pending", 0.0)
         return saved
 
     def begin(self) -> None:
@@ -497,7 +513,8 @@ class SeedRun:
 
     def save(self, step: int, agent_state: dict, rng: torch.Tensor) -> None:
         state = {"agent": agent_state, "counts": dict(self.counts), "rng": rng, "generator": self.generator.get_state(),
-                 "hyper": self.hyper.model_dump(), "replay": list(self.replay.recent)}
+                 "hyper": self.hyper.model_dump(), "replay": list(self.replay.recent),
+                 "phase_two": self.phase_two.state(), "pending": self.pending}
         self.log.checkpoint(step, lambda tmp: torch.save(state, tmp))
 
     def end_round(self, validate_agent, set_learning_rate, save) -> bool:
@@ -533,10 +550,12 @@ class SeedRun:
             values.update({"train/phase": counts["phase"], "train/trials_per_s": (in_all - self.trials_before) / elapsed})
             # The budget counts phase II+ trials only, so phase I is logged against its own count.
             log.metrics(counts["phase1_trials"] if self.in_phase1 else counts[unit],
-                        {f"phase1/{k.split('/')[-1]}" if self.in_phase1 else k: v for k, v in values.items()})
-            log.step = counts[unit]  # progress counts the budget's trials, which phase I is not
+                        {f"phase1/{k.split('/')[-1]}" if self.in_phase1 else k: v for k, v in values.items()},
+                        progress=not self.in_phase1)
             self.window = {}
-        saved = crossed and counts["phase"] >= 2
+        phase1_due = counts["phase"] == 1 and (counts["phase1_trials"] // self.phase1_every
+                                               > (counts["phase1_trials"] - self.n_trials) // self.phase1_every)
+        saved = (crossed and counts["phase"] >= 2) or phase1_due
         if saved:
             save(counts[unit])
         done = bool(log.outcome or counts[unit] >= self.total)
