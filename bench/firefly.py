@@ -419,7 +419,7 @@ def main() -> None:
     p.add_argument("--window", type=int, default=None,
                    help="train each run only to this many trials in all, phase I included (the study's Fig. 1: 10000)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to `neurorl train` (both models)")
-    p.add_argument("--models", default=",".join(MODELS), choices=[*MODELS, ",".join(MODELS)],
+    p.add_argument("--models", default=",".join(MODELS), choices=[*MODELS, ",".join(MODELS)], metavar="MODEL[,MODEL]",
                    help="the models to train here (the comparison still reads both)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per run (default: the cores shared by the models trained; give 1 to each of two "
