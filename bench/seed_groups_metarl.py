@@ -227,8 +227,9 @@ def nets_bench(S: int, n: int, repeats: int = 200) -> None:
 
 
 def ceiling_bench(S: int, n: int, seconds: float = 2.0, repeats: int = 3) -> None:
-    """How far grouping can go: the group trainer's update (meta_a2c_group.update_group) on one thread at S seeds x n episodes, against the same code at 1 seed x S*n episodes
-    (one network, the same batch) and at 1 seed x n. If the first two run at one rate, the group
+    """How far grouping can go: the group trainer's update (meta_a2c_group.update_group) on one
+    thread at S seeds x n episodes, against the same code at 1 seed x S*n episodes (one network,
+    the same batch) and at 1 seed x n. If the first two run at one rate, the group
     costs nothing over one big batch, and the ratio to separate processes is bounded by what the
     larger batch gains on a core, whatever the group's code."""
     import torch

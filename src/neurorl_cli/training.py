@@ -8,7 +8,7 @@ left behind by an interrupted command is reused rather than duplicated.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -32,7 +32,7 @@ class Plan:
     experiments: list[Experiment]
     # A seed's unfinished run (running, or stopped before its end) beside which a new run was
     # made: `train` says so, since `--resume` would have gone on from its checkpoint.
-    beside: list[Run] = field(default_factory=list)
+    beside: list[Run]
 
 
 def _experiment(session: Session, config: dict, name: str | None, tags: list[str]) -> Experiment:

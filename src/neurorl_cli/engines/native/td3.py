@@ -536,7 +536,7 @@ class SeedRun:
         in_all = counts["trials"] + counts["phase1_trials"]
         if hyper.max_trials_in_all and in_all >= hyper.max_trials_in_all and log.outcome is None:
             log.outcome = f"stopped in phase {counts['phase']} at {in_all:,} trials in all (model.max_trials_in_all)"
-        crossed = counts[unit] // self.every > self.before // self.every or counts[unit] >= self.total
+        crossed = _passes(self.before, counts[unit], self.every) or counts[unit] >= self.total
         if counts["phase"] >= 2 and crossed:
             validation = validate_agent()
             self.record({"val/reward_fraction": validation["reward_fraction"], "val/reward_rate": validation["reward_rate"]})
@@ -545,7 +545,8 @@ class SeedRun:
                 set_learning_rate(hyper.late_learning_rate)
                 log.note("phase", phase=3, trials=counts["trials"])
         log.step = counts[unit]
-        phase1_report = self.in_phase1 and counts["phase1_trials"] // 100 > (counts["phase1_trials"] - self.n_trials) // 100
+        phase1 = (counts["phase1_trials"] - self.n_trials, counts["phase1_trials"])  # before and after this round
+        phase1_report = self.in_phase1 and _passes(*phase1, 100)
         if crossed or phase1_report:
             elapsed = max(time.perf_counter() - self.started, 1e-9)
             values = {k: float(np.mean(v)) for k, v in self.window.items()}
@@ -555,9 +556,7 @@ class SeedRun:
                         {f"phase1/{k.split('/')[-1]}" if self.in_phase1 else k: v for k, v in values.items()},
                         progress=not self.in_phase1)
             self.window = {}
-        phase1_due = counts["phase"] == 1 and (counts["phase1_trials"] // self.phase1_every
-                                               > (counts["phase1_trials"] - self.n_trials) // self.phase1_every)
-        saved = (crossed and counts["phase"] >= 2) or phase1_due
+        saved = (crossed and counts["phase"] >= 2) or (counts["phase"] == 1 and _passes(*phase1, self.phase1_every))
         if saved:
             save(counts[unit])
         done = bool(log.outcome or counts[unit] >= self.total)
@@ -566,6 +565,11 @@ class SeedRun:
         if done:  # its end reached, stop request or not (at a stop alone the worker writes the status)
             log.finish("completed")
         return done or log.stop_requested
+
+
+def _passes(before: int, after: int, every: int) -> bool:
+    """Whether a count moving from `before` to `after` reached a multiple of `every`."""
+    return after // every > before // every
 
 
 class TD3Backend:
