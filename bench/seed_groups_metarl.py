@@ -4,7 +4,9 @@ Group side: S seeds trained by one process as one batched computation
 (`MetaA2CBackend.train_group`, torch threads --group-threads, default 2), or spread over
 --group-workers such processes run at once. Solo side: S separate
 worker processes (`python -m neurorl_cli.worker RUN_DIR`, run.json written with
-RunConfig.to_json(), one torch thread each), 2 at a time, as `--jobs 2` runs them.
+RunConfig.to_json(), one torch thread each), --jobs (2) at a time, as `neurorl train --jobs 2` runs
+them. --device puts the group side on a GPU; the solo side stays on the CPU, as a user without
+groups would run it.
 
 Both sides train the same config (checked: the run files' configs are equal) with a budget
 too large to end, and each process is stopped by SIGTERM (the worker's stop request) after
@@ -15,7 +17,7 @@ the training time) and the last, over their time. Start-up (process start to the
 event) is reported apart.
 
 The summed solo rate is the pool's: the mean steady rate of one worker times the workers that
-run at once (min(S, 2)). Every solo worker runs the same computation on another seed, so the
+run at once (min(S, --jobs)). Every solo worker runs the same computation on another seed, so the
 pool's rate does not depend on S; --solo-cap (default 4) caps how many solo workers are
 actually started per measurement (0: all S).
 
@@ -26,6 +28,8 @@ the repeats' ratios.
     .venv/bin/python bench/seed_groups_metarl.py                  # S = 1,4,16,64 at 512 and 16 episodes, 3 repeats
     .venv/bin/python bench/seed_groups_metarl.py --sizes 16 --episodes 16 --group-workers 2 --group-threads 1
                                                                   # 16 seeds as `--jobs 2` groups them: 2 x 8
+    .venv/bin/python bench/seed_groups_metarl.py --device cuda --sizes 64,256 --episodes 16,64 --jobs 16
+                                                                  # on a GPU machine
     .venv/bin/python bench/seed_groups_metarl.py --nets           # hand-batched LSTM against vmap(functional_call)
     .venv/bin/python bench/seed_groups_metarl.py --flops          # FLOPs per update, the estimate
     .venv/bin/python bench/seed_groups_metarl.py --ceiling --sizes 8 --episodes 16,64
@@ -59,7 +63,7 @@ def config_for(episodes: int) -> dict:
     return config
 
 
-def write_runs(root: Path, config: dict, seeds: list[int], threads: int | None) -> list[Path]:
+def write_runs(root: Path, config: dict, seeds: list[int], threads: int | None, device: str = "cpu") -> list[Path]:
     from neurorl_cli.interfaces import RunConfig
     from neurorl_cli.runlog import write_run_file
 
@@ -68,7 +72,7 @@ def write_runs(root: Path, config: dict, seeds: list[int], threads: int | None) 
         d = root / f"seed{seed}"
         d.mkdir(parents=True)
         write_run_file(d, RunConfig(run_id=seed + 1, seed=seed, attempt=1, config=config, run_dir=str(d),
-                                    device="cpu", threads=threads).to_json())
+                                    device=device, threads=threads).to_json())
         dirs.append(d)
     return dirs
 
@@ -120,13 +124,13 @@ def stop_after(procs: list[tuple[subprocess.Popen, list[Path]]], seconds: float)
         time.sleep(0.2)
 
 
-def measure_group(config: dict, S: int, seconds: float, threads: int, workers: int = 1) -> dict:
+def measure_group(config: dict, S: int, seconds: float, threads: int, workers: int = 1, device: str = "cpu") -> dict:
     """S seeds in `workers` group processes at once, cut as `neurorl train --seeds ... --jobs W`
     cuts them (training.cut_seeds: consecutive seeds, ceil(S / W) a group)."""
     from neurorl_cli.training import cut_seeds
 
     root = Path(tempfile.mkdtemp(prefix="bench-group-"))
-    dirs = write_runs(root, config, list(range(S)), threads)
+    dirs = write_runs(root, config, list(range(S)), threads, device)
     shares = cut_seeds(dirs, S, workers)
     began = time.time()
     procs = [(subprocess.Popen([sys.executable, __file__, "_group", *map(str, share)], cwd=REPO,
@@ -137,20 +141,20 @@ def measure_group(config: dict, S: int, seconds: float, threads: int, workers: i
             "updates": sum(e["type"] == "metric" for e in events(dirs[0])), "config": json.loads((dirs[0] / "run.json").read_text())["config"]}
 
 
-def measure_solo(config: dict, S: int, seconds: float, cap: int) -> dict:
+def measure_solo(config: dict, S: int, seconds: float, cap: int, jobs: int = 2) -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-solo-"))
     n = S if cap <= 0 else min(S, cap)
     dirs = write_runs(root, config, list(range(n)), threads=1)
     startups, rates = [], []
-    for i in range(0, n, 2):  # 2 at a time, as --jobs 2
-        batch = dirs[i:i + 2]
+    for i in range(0, n, jobs):  # `jobs` at a time, as `neurorl train --jobs`
+        batch = dirs[i:i + jobs]
         began = time.time()
         procs = [(subprocess.Popen([sys.executable, "-m", "neurorl_cli.worker", str(d)], cwd=REPO,
                                    env={**os.environ, "NEURORL_HEARTBEAT_EVERY": "0"}), [d]) for d in batch]
         stop_after(procs, seconds)
         startups += [running_at(d) - began for d in batch]
         rates += [steady_rate(d) for d in batch]
-    return {"rate": statistics.mean(rates) * min(S, 2), "startup": statistics.mean(startups),
+    return {"rate": statistics.mean(rates) * min(S, jobs), "startup": statistics.mean(startups),
             "config": json.loads((dirs[0] / "run.json").read_text())["config"]}
 
 
@@ -286,6 +290,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None, help="training seconds per process")
     ap.add_argument("--solo-cap", type=int, default=4)
+    ap.add_argument("--jobs", type=int, default=2, help="solo processes at a time")
+    ap.add_argument("--device", default="cpu", help="where the group side trains (cpu, cuda)")
     ap.add_argument("--group-threads", type=int, default=2)
     ap.add_argument("--group-workers", type=int, default=1,
                     help="group processes the S seeds are spread over, run at once (2 with --group-threads 1: "
@@ -313,7 +319,7 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     seconds = args.seconds or (6.0 if args.quick else 20.0)
     sizes = [int(x) for x in args.sizes.split(",")]
-    header(f"group threads {args.group_threads}, group workers {args.group_workers}")
+    header(f"group on {args.device}, threads {args.group_threads}, workers {args.group_workers}; solo {args.jobs} at a time")
     for E in episodes:
         config = config_for(E)
         print(f"\n## {E} episodes per update ({flops_per_update(E)['update_gflop']:.2f} GFLOP per update per seed, estimated)")
@@ -324,8 +330,8 @@ def main() -> None:
                 order = ("group", "solo") if r % 2 == 0 else ("solo", "group")
                 got = {}
                 for side in order:
-                    got[side] = (measure_group(config, S, seconds, args.group_threads, args.group_workers) if side == "group"
-                                 else measure_solo(config, S, seconds, args.solo_cap))
+                    got[side] = (measure_group(config, S, seconds, args.group_threads, args.group_workers, args.device)
+                                 if side == "group" else measure_solo(config, S, seconds, args.solo_cap, args.jobs))
                 assert got["group"].pop("config") == got["solo"].pop("config") == config, "the sides trained different configs"
                 results.append(got)
             ratios = [g["group"]["rate"] / g["solo"]["rate"] for g in results]

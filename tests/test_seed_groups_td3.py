@@ -8,6 +8,7 @@ batch (replay_period 200); a budget of 50 phase-II trials, checkpoints every 25.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 import torch
 
 from neurorl_cli import catalog
+from neurorl_cli.engines.native.td3 import TD3, Hyper, collect, make_env, make_replay
+from neurorl_cli.engines.native.td3_group import GroupTD3
 from neurorl_cli.engines.native.td3_group import GroupTD3Backend as TD3Backend
 from neurorl_cli.interfaces import RunConfig
 from neurorl_cli.runlog import RunLog
@@ -59,8 +62,8 @@ class StopAfter(RunLog):
         return path
 
 
-def run_config(config, tmp: Path, name: str, seed: int, attempt: int = 1, resume_from=None) -> RunConfig:
-    return RunConfig(run_id=seed, seed=seed, attempt=attempt, config=config, run_dir=str(tmp / name), device="cpu",
+def run_config(config, tmp: Path, name: str, seed: int, attempt: int = 1, resume_from=None, device="cpu") -> RunConfig:
+    return RunConfig(run_id=seed, seed=seed, attempt=attempt, config=config, run_dir=str(tmp / name), device=device,
                      resume_from=None if resume_from is None else str(resume_from))
 
 
@@ -97,20 +100,29 @@ def assert_same_run(solo: RunConfig, grouped: RunConfig) -> None:
             assert_close([s[moment] for s in ob["state"].values()], [s[moment] for s in oa["state"].values()], f"{optim} {moment}")
 
 
-@pytest.mark.parametrize("model", ["td3-modular", "holistic-ekf", "ekf-td3"])
-def test_a_grouped_seed_equals_the_seed_alone_in_any_phase(tmp_path, model):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+@pytest.mark.parametrize(("model", "device"), [("td3-modular", "cpu"), ("holistic-ekf", "cpu"), ("ekf-td3", "cpu"),
+                                               pytest.param("td3-modular", "cuda", marks=CUDA)])
+def test_a_grouped_seed_equals_the_seed_alone_in_any_phase(tmp_path, model, device, monkeypatch):
+    # On a GPU both sides train there (the environment draws on the device's generator). cuDNN's
+    # LSTM would round to TF32 by default where the group's products do not: off, so the test
+    # measures the batching, not that rounding.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     config = config_for(model)
     backend = TD3Backend()
+    on = functools.partial(run_config, config, tmp_path, device=device)
     # seed 1 alone until its first phase-II checkpoint (then stopped, as by SIGTERM)
-    first = run_config(config, tmp_path, "s1a", 1)
+    first = on("s1a", 1)
     backend.train(first, StopAfter(first.run_dir, 25))
     checkpoint = latest(first)
     assert torch.load(checkpoint, weights_only=False)["counts"]["phase"] == 2
     # alone: seed 1 resumed, seed 2 fresh; together: the same two in one group
-    solo = [run_config(config, tmp_path, "s1b", 1, 2, checkpoint), run_config(config, tmp_path, "s2", 2)]
+    solo = [on("s1b", 1, 2, checkpoint), on("s2", 2)]
     for run in solo:
         backend.train(run, RunLog(Path(run.run_dir), attempt=run.attempt, heartbeat_every=0))
-    grouped = [run_config(config, tmp_path, "g1", 1, 2, checkpoint), run_config(config, tmp_path, "g2", 2)]
+    grouped = [on("g1", 1, 2, checkpoint), on("g2", 2)]
     logs = [RunLog(Path(r.run_dir), attempt=r.attempt, heartbeat_every=0) for r in grouped]
     backend.train_group(grouped, logs)
     for alone, together in zip(solo, grouped):
@@ -121,7 +133,7 @@ def test_a_grouped_seed_equals_the_seed_alone_in_any_phase(tmp_path, model):
     assert len(done_1) == 1 and done_1[0] < max(e["t"] for e in events(grouped[1]) if e["type"] == "metric")
     if model == "td3-modular":
         # a group-trained checkpoint resumes alone: seed 2 at 25 trials, on to its budget
-        again = run_config(config, tmp_path, "g2b", 2, 2, sorted((Path(grouped[1].run_dir) / "checkpoints").glob("*.zip"))[0])
+        again = on("g2b", 2, 2, sorted((Path(grouped[1].run_dir) / "checkpoints").glob("*.zip"))[0])
         backend.train(again, RunLog(Path(again.run_dir), attempt=2, heartbeat_every=0))
         assert torch.load(latest(again), weights_only=False)["counts"]["trials"] == 50
 
@@ -141,3 +153,38 @@ def test_a_stop_saves_every_unfinished_seed_and_the_group_resumes(tmp_path):
     TD3Backend().train_group(again, logs)
     assert all(log.finished for log in logs)
     assert all(torch.load(latest(r), weights_only=False)["counts"]["trials"] == 50 for r in again)
+
+
+@pytest.mark.parametrize("model", ["td3-modular", "holistic-ekf"])
+def test_updates_take_the_cpu_samples_to_the_nets_device(model):
+    """Replay samples and target-smoothing noise are made on the CPU wherever the nets train. On
+    the meta device (shapes and devices only, no arithmetic; an op on tensors of two devices fails
+    there as on a GPU) the solo and the group update take them to the nets and leave their
+    metrics there, for any subset of seeds due and acting."""
+    config = config_for(model)
+    hyper = Hyper(**config["model"]["hyper"])
+    cpu = TD3(hyper, torch.device("cpu"))
+    trajectories, _ = collect(make_env(config, 8, 0, "cpu"), cpu.actor, 0.5, torch.Generator().manual_seed(0), "cpu",
+                              cpu.actor_reads, hyper.uses_belief)
+    replay = make_replay(hyper, torch.Generator().manual_seed(1))
+    for trajectory in trajectories:
+        replay.add(trajectory)
+
+    def sample():
+        batch = replay.sample(4)
+        return batch, torch.randn(*batch["reward"].shape, 2) * hyper.target_noise
+
+    meta = torch.device("meta")
+    solo = TD3(hyper, meta)
+    for _ in range(hyper.policy_delay):
+        metrics = solo.learn(sample()[0], torch.Generator().manual_seed(2))
+        assert {v.device for v in metrics.values()} == {meta}
+    assert "loss/actor" in metrics
+    group = GroupTD3([TD3(hyper, meta) for _ in range(3)])
+    acted = []
+    for due in ([0, 2], [0, 1, 2], [1, 2]):
+        drawn = [sample() if i in due else (None, None) for i in range(3)]
+        stepped, critic, q1, acting, actor = group.learn([b for b, _ in drawn], [n for _, n in drawn])
+        assert stepped == due and {critic.device, q1.device, actor.device} == {meta}
+        acted.append(acting)
+    assert acted == [[], [0, 2], [1]]  # policy_delay 2: each seed's actor steps at its own second update

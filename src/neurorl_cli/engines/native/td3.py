@@ -251,11 +251,20 @@ def make_replay(hyper: Hyper, generator: torch.Generator):
 # -- acting ------------------------------------------------------------------------------------
 
 
+def standard_normal(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """N(0, 1) noise on `device`, drawn from a seed's generator where that lives. A seed's
+    generator stays on the CPU (it also draws its replay samples), and a CPU generator cannot
+    draw on a GPU; drawn there and moved, a seed's exploration is the same on any device."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
 def smooth_target(action: torch.Tensor, noise: float, clip: float, generator=None) -> torch.Tensor:
     """Target policy smoothing that keeps a stop a stop and a move a move: a stop gets unclipped
     noise and stays within the stop band; a moving component above (below) the band stays above
     (below) it; a small component of a moving action may go anywhere in [-1, 1]."""
-    eps = torch.randn(action.shape, generator=generator, device=action.device) * noise
+    eps = standard_normal(action.shape, generator, action.device) * noise
     stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
     noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
     low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
@@ -269,7 +278,7 @@ def explore(chosen: torch.Tensor, noise: float, generator=None) -> torch.Tensor:
     even under the wide phase-I noise."""
     if noise <= 0:
         return chosen
-    noisy = (chosen + torch.randn(chosen.shape, generator=generator, device=chosen.device) * noise).clamp(-1, 1)
+    noisy = (chosen + standard_normal(chosen.shape, generator, chosen.device) * noise).clamp(-1, 1)
     moving = (chosen.abs() > STOP).any(dim=-1, keepdim=True)
     return torch.where(moving, noisy, chosen)
 
@@ -364,6 +373,11 @@ class TD3:
                 group["lr"] = lr
 
     def update(self, batch: dict[str, torch.Tensor], generator=None) -> dict[str, float]:
+        values = self.learn(batch, generator)
+        return dict(zip(values, torch.stack(list(values.values())).tolist()))  # one transfer from the device
+
+    def learn(self, batch: dict[str, torch.Tensor], generator=None) -> dict[str, torch.Tensor]:
+        """One TD3 update on a replay sample; its metrics as 0-dim tensors on the device."""
         h = self.hyper
         batch = {k: v.to(self.device) for k, v in batch.items()}
         act, rew, done = batch["action"], batch["reward"], batch["done"]
@@ -388,7 +402,7 @@ class TD3:
         self.critic_optim.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optim.step()
-        out = {"loss/critic": critic_loss.item(), "value/q1": q1.mean().item()}
+        out = {"loss/critic": critic_loss.detach(), "value/q1": q1.detach().mean()}
         self.updates += 1
         if self.updates % h.policy_delay == 0:
             # The critic is frozen for the actor's loss: its gradients would be thrown away at the
@@ -406,7 +420,7 @@ class TD3:
                 with torch.no_grad():
                     for p, tp in zip(net.parameters(), target.parameters()):
                         tp.lerp_(p, h.tau)
-            out["loss/actor"] = actor_loss.item()
+            out["loss/actor"] = actor_loss.detach()
         return out
 
     def state_dict(self) -> dict:

@@ -78,6 +78,7 @@ class GroupTD3:
 
         self.agents = agents
         self.S = len(agents)
+        self.device = agents[0].device
         self.hyper = hyper = agents[0].hyper
         self.actor_reads, self.critic_reads = hyper.reads("actor"), hyper.reads("critic")
         self.modules = {name: stack_nets([getattr(a, name) for a in agents])
@@ -171,14 +172,27 @@ class GroupTD3:
     def update(self, batches: list[dict | None], noises: list[torch.Tensor | None]) -> list[dict | None]:
         """One TD3 update for every seed with a batch (the others are left as they are):
         `batches[i]` seed i's replay sample (T, B, ...), `noises[i]` its target-smoothing noise
-        (randn * target_noise, drawn after the sample as solo does). Per seed, the metrics solo's
-        `TD3.update` returns."""
-        h = self.hyper
+        (randn * target_noise, drawn after the sample as solo does), both wherever they were
+        made. Per seed, the metrics solo's `TD3.update` returns."""
+        out: list[dict | None] = [None] * self.S
+        if all(b is None for b in batches):
+            return out
+        due, critic, q1, acting, actor = self.learn(batches, noises)
+        values = torch.cat([critic, q1, actor]).tolist()  # one transfer from the device
+        n = len(due)
+        for k, i in enumerate(due):
+            out[i] = {"loss/critic": values[k], "value/q1": values[n + k]}
+        for k, i in enumerate(acting):
+            out[i]["loss/actor"] = values[2 * n + k]
+        return out
+
+    def learn(self, batches: list[dict | None], noises: list[torch.Tensor | None]):
+        """`update`'s work, its metrics left on the device: (the seeds updated, their critic
+        losses, their mean Q1, the seeds whose actors stepped, their actor losses)."""
+        h, dev = self.hyper, self.device
         due = [i for i, b in enumerate(batches) if b is not None]
-        if not due:
-            return [None] * self.S
-        index = None if len(due) == self.S else torch.tensor(due)
-        rows = [batches[i] for i in due]
+        index = None if len(due) == self.S else torch.tensor(due, device=dev)
+        rows = [{k: v.to(dev) for k, v in batches[i].items()} for i in due]
         shapes = [(b["reward"].shape[0], b["reward"].shape[1]) for b in rows]
 
         def stacked(key):
@@ -191,8 +205,8 @@ class GroupTD3:
             return x, torch.cat([x[:, 1:], torch.zeros_like(x[:, :1])], dim=1)
 
         act, rew, done = stacked("action"), stacked("reward"), stacked("done")
-        valid = _pad([torch.ones(t, b) for t, b in shapes])
-        count = torch.tensor([float(t * b) for t, b in shapes])
+        valid = _pad([torch.ones(t, b, device=dev) for t, b in shapes])
+        count = torch.tensor([float(t * b) for t, b in shapes], device=dev)
         actor_in, actor_next = now_and_next(self.actor_reads)
         critic_in, critic_next = now_and_next(self.critic_reads)
 
@@ -203,7 +217,7 @@ class GroupTD3:
             actor_target, critic_target = self._subset("actor_target", index), self._subset("critic_target", index)
             _, state = self._call("actor_target", actor_target, actor_in[:, :1])
             next_act = _smooth_with(self._call("actor_target", actor_target, actor_next, state)[0],
-                                    _pad([noises[i] for i in due]), h.target_noise_clip)
+                                    _pad([noises[i].to(dev) for i in due]), h.target_noise_clip)
             _, _, state = self._call("critic_target", critic_target, critic_in[:, :1], act[:, :1])
             q1_next, q2_next, _ = self._call("critic_target", critic_target, critic_next, next_act, state)
             y = rew + (1 - done) * h.gamma * torch.minimum(q1_next, q2_next)
@@ -211,20 +225,19 @@ class GroupTD3:
         losses = per_seed((q1 - y) ** 2) + per_seed((q2 - y) ** 2)
         critic_params = self.nets["critic"]
         grads = torch.autograd.grad(losses.sum(), list(critic_params.values()))
-        mask = torch.zeros(self.S, dtype=torch.bool)
+        mask = torch.zeros(self.S, dtype=torch.bool, device=dev)
         mask[due] = True
         self._adam("critic", dict(zip(critic_params, grads)), mask, due)
-        critic_values, q1_values = losses.tolist(), per_seed(q1.detach()).tolist()
-        out: list[dict | None] = [None] * self.S
-        for k, i in enumerate(due):
-            out[i] = {"loss/critic": critic_values[k], "value/q1": q1_values[k]}
+        critic_values, q1_values = losses.detach(), per_seed(q1.detach())
+        for i in due:
             self.updates[i] += 1
         acting = [k for k, i in enumerate(due) if self.updates[i] % h.policy_delay == 0]
+        seeds = [due[k] for k in acting]
+        actor_losses = critic_values.new_zeros(0)
         if acting:
-            seeds = [due[k] for k in acting]
-            sub = None if len(acting) == len(due) else torch.tensor(acting)
+            sub = None if len(acting) == len(due) else torch.tensor(acting, device=dev)
             pick = (lambda x: x) if sub is None else (lambda x: x[sub])
-            seed_index = None if len(seeds) == self.S else torch.tensor(seeds)
+            seed_index = None if len(seeds) == self.S else torch.tensor(seeds, device=dev)
             # The critic frozen (detached) for the actor's loss, as solo's requires_grad_(False).
             frozen = {f"inner.{k}": v for k, v in self._subset("critic", seed_index, detach=True).items()}
             action = self._call("actor", self._subset("actor", seed_index), pick(actor_in))[0]
@@ -232,7 +245,7 @@ class GroupTD3:
             actor_losses = -per_seed(q1, pick(valid), pick(count))
             actor_params = self.nets["actor"]
             grads = torch.autograd.grad(actor_losses.sum(), list(actor_params.values()))
-            amask = torch.zeros(self.S, dtype=torch.bool)
+            amask = torch.zeros(self.S, dtype=torch.bool, device=dev)
             amask[seeds] = True
             self._adam("actor", dict(zip(actor_params, grads)), amask, seeds)
             with torch.no_grad():
@@ -241,9 +254,8 @@ class GroupTD3:
                         tp = self.nets[target_name][k]
                         moved = tp.lerp(p.detach(), h.tau)
                         tp.copy_(moved if len(seeds) == self.S else torch.where(amask.view(-1, *[1] * (tp.dim() - 1)), moved, tp))
-            for k, value in zip(seeds, actor_losses.tolist()):
-                out[k]["loss/actor"] = value
-        return out
+            actor_losses = actor_losses.detach()
+        return due, critic_values, q1_values, seeds, actor_losses
 
     def _adam(self, name: str, grads: dict[str, torch.Tensor], mask: torch.Tensor, seeds: list[int]) -> None:
         """torch.optim.Adam's step (single-tensor path) for the seeds in `mask`, each with its own
@@ -253,8 +265,9 @@ class GroupTD3:
         for i in seeds:
             steps[i] += 1
         every = len(seeds) == self.S
-        step_size = torch.tensor([self.lr[name][i] / (1 - beta1 ** steps[i]) if steps[i] else 0.0 for i in range(self.S)])
-        bc2_sqrt = torch.tensor([(1 - beta2 ** steps[i]) ** 0.5 if steps[i] else 1.0 for i in range(self.S)])
+        step_size = torch.tensor([self.lr[name][i] / (1 - beta1 ** steps[i]) if steps[i] else 0.0 for i in range(self.S)],
+                                 device=self.device)
+        bc2_sqrt = torch.tensor([(1 - beta2 ** steps[i]) ** 0.5 if steps[i] else 1.0 for i in range(self.S)], device=self.device)
         first, second = self.moments[name]["exp_avg"], self.moments[name]["exp_avg_sq"]
         with torch.no_grad():
             for k, p in self.nets[name].items():
