@@ -100,6 +100,9 @@ def harlow_group_learned(rows: list[dict]) -> bool:
 #   replay_period 32, 96,000 steps (these settings; the seeds trained one per registry with the
 #     same commands, not yet through the bench): seeds 0-7: 0, 0.007, 0.045, 0.091, 0, 0.021,
 #     0, 0; groups 0-3 (mean 0.036) pass, 4-7 (mean 0.005) FAIL.
+#   replay_period 32, 48,000 steps, seeds 32-47 (`neurorl train ... --seeds 32-47 --jobs 2`, every
+#     6,000 steps evaluated): 1 of 16 learned (seed 34: 0.088 at 42,000 steps; the others' best
+#     at most 0.012), none by 24,000 steps, so a cheaper budget does not rescue the criterion.
 #   replay_period 16, 48,000 steps: seeds 0-11: 0, 0.102, 0.062, 0.053, 0, 0, 0, 0, 0, 0, 0,
 #     0.011 (`python bench/learning_tests.py firefly --groups 3`): 1 of 3 groups pass.
 #   the same with learning_rate 1e-4: 4 of 12 seeds above 0.08; 96,000 steps rescued none of
