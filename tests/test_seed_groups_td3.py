@@ -17,8 +17,7 @@ import torch
 
 from neurorl_cli import catalog
 from neurorl_cli.engines.native.td3 import TD3, Hyper, collect, make_env, make_replay
-from neurorl_cli.engines.native.td3_group import GroupTD3
-from neurorl_cli.engines.native.td3_group import GroupTD3Backend as TD3Backend
+from neurorl_cli.engines.native.td3_group import GroupTD3, GroupTD3Backend as TD3Backend
 from neurorl_cli.interfaces import RunConfig
 from neurorl_cli.runlog import RunLog
 
