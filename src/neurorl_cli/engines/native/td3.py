@@ -251,20 +251,23 @@ def make_replay(hyper: Hyper, generator: torch.Generator):
 # -- acting ------------------------------------------------------------------------------------
 
 
-def standard_normal(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+def standard_normal(shape, generator: torch.Generator, device) -> torch.Tensor:
     """N(0, 1) noise on `device`, drawn from a seed's generator where that lives. A seed's
     generator stays on the CPU (it also draws its replay samples), and a CPU generator cannot
     draw on a GPU; drawn there and moved, a seed's exploration is the same on any device."""
-    if generator is None:
-        return torch.randn(shape, device=device)
     return torch.randn(shape, generator=generator, device=generator.device).to(device)
 
 
-def smooth_target(action: torch.Tensor, noise: float, clip: float, generator=None) -> torch.Tensor:
+def smooth_target(action: torch.Tensor, noise: float, clip: float, generator: torch.Generator) -> torch.Tensor:
     """Target policy smoothing that keeps a stop a stop and a move a move: a stop gets unclipped
     noise and stays within the stop band; a moving component above (below) the band stays above
     (below) it; a small component of a moving action may go anywhere in [-1, 1]."""
-    eps = standard_normal(action.shape, generator, action.device) * noise
+    return smooth_with(action, standard_normal(action.shape, generator, action.device) * noise, clip)
+
+
+def smooth_with(action: torch.Tensor, eps: torch.Tensor, clip: float) -> torch.Tensor:
+    """`smooth_target` with its noise already drawn (eps = N(0, 1) * noise): seed groups draw it
+    per seed, then smooth all seeds' actions at once."""
     stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
     noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
     low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
@@ -272,7 +275,7 @@ def smooth_target(action: torch.Tensor, noise: float, clip: float, generator=Non
     return torch.maximum(torch.minimum(noisy, high), low)
 
 
-def explore(chosen: torch.Tensor, noise: float, generator=None) -> torch.Tensor:
+def explore(chosen: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
     """Exploration noise on the policy's moving actions only: a stop the policy chooses is
     executed as chosen (as the reference does), so a policy can learn to stop on purpose
     even under the wide phase-I noise."""
@@ -372,11 +375,11 @@ class TD3:
             for group in optim.param_groups:
                 group["lr"] = lr
 
-    def update(self, batch: dict[str, torch.Tensor], generator=None) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, float]:
         values = self.learn(batch, generator)
         return dict(zip(values, torch.stack(list(values.values())).tolist()))  # one transfer from the device
 
-    def learn(self, batch: dict[str, torch.Tensor], generator=None) -> dict[str, torch.Tensor]:
+    def learn(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """One TD3 update on a replay sample; its metrics as 0-dim tensors on the device."""
         h = self.hyper
         batch = {k: v.to(self.device) for k, v in batch.items()}

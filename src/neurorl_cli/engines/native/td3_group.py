@@ -29,7 +29,7 @@ from torch import nn
 
 from neurorl_cli.engines.base import package_versions, resolve_device
 from neurorl_cli.engines.native.td3 import (
-    STOP, TD3, VERSIONED, Hyper, Inputs, SeedRun, TD3Backend, explore, validate)
+    TD3, VERSIONED, Hyper, Inputs, SeedRun, TD3Backend, explore, smooth_with, standard_normal, validate)
 from neurorl_cli.interfaces import RunConfig
 from neurorl_cli.runlog import RunLog
 
@@ -45,15 +45,6 @@ class _Q1(nn.Module):
 
     def forward(self, *args):
         return self.inner.q1(*args)
-
-
-def _smooth_with(action: torch.Tensor, eps: torch.Tensor, clip: float) -> torch.Tensor:
-    """td3.smooth_target with the noise already drawn (eps = randn * noise), same arithmetic."""
-    stop = (action.abs() < STOP).all(dim=-1, keepdim=True)
-    noisy = action + torch.where(stop, eps, eps.clamp(-clip, clip))
-    low = torch.where(stop, -STOP, torch.where(action > STOP, STOP, -1.0))
-    high = torch.where(stop, STOP, torch.where(action < -STOP, -STOP, 1.0))
-    return torch.maximum(torch.minimum(noisy, high), low)
 
 
 def _pad(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -216,7 +207,7 @@ class GroupTD3:
         with torch.no_grad():
             actor_target, critic_target = self._subset("actor_target", index), self._subset("critic_target", index)
             _, state = self._call("actor_target", actor_target, actor_in[:, :1])
-            next_act = _smooth_with(self._call("actor_target", actor_target, actor_next, state)[0],
+            next_act = smooth_with(self._call("actor_target", actor_target, actor_next, state)[0],
                                     _pad([noises[i].to(dev) for i in due]), h.target_noise_clip)
             _, _, state = self._call("critic_target", critic_target, critic_in[:, :1], act[:, :1])
             q1_next, q2_next, _ = self._call("critic_target", critic_target, critic_next, next_act, state)
@@ -393,7 +384,7 @@ def train_group(runs: list[RunConfig], logs: list[RunLog]) -> None:
                 if owed[k] > j:
                     s = seeds[k]
                     batches[k] = s.replay.sample(hyper.batch_size, tenth=tenth)
-                    noise[k] = torch.randn((*batches[k]["reward"].shape, 2), generator=s.generator) * hyper.target_noise
+                    noise[k] = standard_normal((*batches[k]["reward"].shape, 2), s.generator, device) * hyper.target_noise
             for k, values in enumerate(group.update(batches, noise)):
                 if values is not None:
                     seeds[k].record(values)
